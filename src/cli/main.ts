@@ -1,0 +1,197 @@
+import { Command, Option } from "commander";
+import { ConfigError, loadSettings } from "../config.ts";
+import { createLogger } from "../log.ts";
+import { startHerald, stopOnSignals } from "../runtime/herald.ts";
+import { DataDirLockedError } from "../store/embedded-db.ts";
+import { migrate } from "../store/migrate.ts";
+import { openStore } from "../store/open.ts";
+import { ApiError, call, resolveClient } from "./client.ts";
+import { printTable } from "./output.ts";
+
+const program = new Command("herald").description("Herald: outbound webhook delivery").showHelpAfterError();
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError || err instanceof DataDirLockedError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  if (err instanceof ApiError) {
+    process.stderr.write(`error (${err.status} ${err.code}): ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+async function serve(roles: { api: boolean; dispatcher: boolean }, opts: { migrate: boolean }) {
+  const settings = loadSettings();
+  const log = createLogger(settings.logLevel);
+  const proc = await startHerald(settings, { roles, migrate: opts.migrate, logger: log });
+  stopOnSignals(proc, log);
+}
+
+const noMigrate = new Option("--no-migrate", "do not apply the schema at start");
+
+program
+  .command("start")
+  .description("run the API, the panel, the dispatcher and the scheduler in one process")
+  .addOption(noMigrate)
+  .action((o: { migrate: boolean }) => serve({ api: true, dispatcher: true }, o).catch(fail));
+
+program
+  .command("api")
+  .description("run the API role only (scale-out)")
+  .addOption(noMigrate)
+  .action((o: { migrate: boolean }) => serve({ api: true, dispatcher: false }, o).catch(fail));
+
+program
+  .command("migrate")
+  .description("apply the schema and exit")
+  .option("--json", "machine-readable output")
+  .action(async (o: { json?: boolean }) => {
+    try {
+      const settings = loadSettings();
+      const db = await openStore(settings, "herald-migrate");
+      try {
+        const r = await migrate(db);
+        if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+        else
+          process.stdout.write(
+            r.applied.length
+              ? `applied ${r.applied.join(", ")}\n`
+              : `schema up to date (version ${r.current})\n`,
+          );
+      } finally {
+        await db.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+interface ClientFlags {
+  apiUrl?: string;
+  token?: string;
+  json?: boolean;
+}
+
+function clientCommand(cmd: Command): Command {
+  return cmd
+    .option("--api-url <url>", "Herald API base URL (default HERALD_URL or http://HERALD_HOST:HERALD_PORT)")
+    .option(
+      "--token <token>",
+      "bearer token (default HERALD_TOKEN, HERALD_ADMIN_TOKEN or the data dir's admin token)",
+    )
+    .option("--json", "machine-readable output");
+}
+
+function output(flags: ClientFlags, data: unknown, human: () => void) {
+  if (flags.json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  else human();
+}
+
+interface SubscriptionOut {
+  subscription_id: string;
+  tenant_id: string;
+  url: string;
+  ordering: string;
+  status: string;
+  pause_reason: string | null;
+  pending_count: number;
+  pending_ceiling: number;
+  dlq_count: number;
+  dlq_ceiling: number;
+  last_delivered_event_id: number | null;
+}
+
+const subs = program.command("subscriptions").description("manage subscriptions");
+clientCommand(subs.command("list").description("list subscriptions"))
+  .option("--tenant <tenant>", "only this tenant")
+  .option("--status <status>", "active or paused")
+  .action(async (o: ClientFlags & { tenant?: string; status?: string }) => {
+    try {
+      const c = resolveClient({ url: o.apiUrl, token: o.token });
+      const q = new URLSearchParams();
+      if (o.tenant) q.set("tenant_id", o.tenant);
+      if (o.status) q.set("status", o.status);
+      const r = await call<{ items: SubscriptionOut[] }>(c, "GET", `/v1/subscriptions?${q}`);
+      output(o, r, () =>
+        printTable(
+          r.items.map((s) => ({
+            id: s.subscription_id,
+            tenant: s.tenant_id,
+            status: s.pause_reason ? `${s.status} (${s.pause_reason})` : s.status,
+            ordering: s.ordering,
+            pending: `${s.pending_count}/${s.pending_ceiling}`,
+            dlq: `${s.dlq_count}/${s.dlq_ceiling}`,
+            cursor: s.last_delivered_event_id ?? "-",
+            url: s.url,
+          })),
+        ),
+      );
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+clientCommand(subs.command("get <id>").description("show one subscription")).action(
+  async (id: string, o: ClientFlags) => {
+    try {
+      const r = await call<SubscriptionOut>(
+        resolveClient({ url: o.apiUrl, token: o.token }),
+        "GET",
+        `/v1/subscriptions/${encodeURIComponent(id)}`,
+      );
+      output(o, r, () => printTable([r as unknown as Record<string, unknown>], true));
+    } catch (err) {
+      fail(err);
+    }
+  },
+);
+
+clientCommand(subs.command("create").description("create a subscription (prints the secret once)"))
+  .requiredOption("--url <endpoint>", "the endpoint URL")
+  .requiredOption("--event-types <types>", "comma-separated event types, or *")
+  .option("--tenant <tenant>", "tenant (admin token only)")
+  .option("--ordered", "deliver in order (default unordered)")
+  .action(
+    async (o: ClientFlags & { url: string; eventTypes: string; tenant?: string; ordered?: boolean }) => {
+      try {
+        const c = resolveClient({ url: o.apiUrl, token: o.token });
+        const r = await call<SubscriptionOut & { secret: string }>(c, "POST", "/v1/subscriptions", {
+          url: o.url,
+          event_types: o.eventTypes.split(",").map((t) => t.trim()),
+          ordering: o.ordered ? "ordered" : "unordered",
+          ...(o.tenant ? { tenant_id: o.tenant } : {}),
+        });
+        output(o, r, () =>
+          process.stdout.write(`created ${r.subscription_id}\nsecret (shown once): ${r.secret}\n`),
+        );
+      } catch (err) {
+        fail(err);
+      }
+    },
+  );
+
+const tokens = program.command("tokens").description("manage API tokens");
+clientCommand(tokens.command("create").description("admin only: make a tenant-scoped token"))
+  .requiredOption("--tenant <tenant>", "the tenant the token is confined to")
+  .option("--name <name>", "a label")
+  .action(async (o: ClientFlags & { tenant: string; name?: string }) => {
+    try {
+      const r = await call<{ token_id: string; token: string }>(
+        resolveClient({ url: o.apiUrl, token: o.token }),
+        "POST",
+        "/v1/tokens",
+        {
+          tenant_id: o.tenant,
+          ...(o.name ? { name: o.name } : {}),
+        },
+      );
+      output(o, r, () => process.stdout.write(`token ${r.token_id} (shown once): ${r.token}\n`));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,166 @@
+/**
+ * Settings, read once from the environment and validated at start. Every bad value is reported with
+ * the variable's name, what it got, and what it accepts; all problems are reported together.
+ */
+import path from "node:path";
+
+export interface Settings {
+  databaseUrl: string | null;
+  dataDir: string;
+  redisUrl: string | null;
+  port: number;
+  host: string;
+  adminToken: string | null;
+  allowPrivateTargets: boolean;
+  pushDrain: boolean;
+  drainLockTtlMs: number;
+  schedulerIntervalMs: number;
+  controlRefreshMs: number;
+  retryScheduleMs: number[];
+  requestTimeoutMs: number;
+  leaseMs: number;
+  maxConcurrentPosts: number;
+  maxPendingHardCap: number;
+  defaultPendingCeiling: number;
+  defaultDlqCeiling: number;
+  maxBodyBytes: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DEFAULT_RETRY = [5000, 30000, 120000, 600000, 1800000, 3600000, 10800000];
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  }
+
+  int(name: string, def: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (!/^\d+$/.test(v)) {
+      this.problems.push(`${name} must be a whole number between ${min} and ${max}; got "${v}"`);
+      return def;
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+      this.problems.push(`${name} must be between ${min} and ${max}; got ${n}`);
+      return def;
+    }
+    return n;
+  }
+
+  bool(name: string, def: boolean): boolean {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    const low = v.toLowerCase();
+    if (["true", "1", "yes", "on"].includes(low)) return true;
+    if (["false", "0", "no", "off"].includes(low)) return false;
+    this.problems.push(`${name} must be true or false; got "${v}"`);
+    return def;
+  }
+
+  url(name: string, protocols: string[]): string | null {
+    const v = this.raw(name);
+    if (v === undefined) return null;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) {
+        this.problems.push(`${name} must be a ${protocols.join(" or ")} URL; got protocol "${u.protocol}"`);
+        return null;
+      }
+      return v;
+    } catch {
+      this.problems.push(`${name} is not a valid URL`);
+      return null;
+    }
+  }
+
+  intList(name: string, def: number[]): number[] {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    const parts = v.split(",").map((p) => p.trim());
+    if (parts.length < 1 || parts.length > 20) {
+      this.problems.push(`${name} must list between 1 and 20 delays; got ${parts.length}`);
+      return def;
+    }
+    const out: number[] = [];
+    for (const p of parts) {
+      if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 7 * 24 * 3600 * 1000) {
+        this.problems.push(`${name} entries must be whole milliseconds between 1 and 604800000; got "${p}"`);
+        return def;
+      }
+      out.push(Number(p));
+    }
+    return out;
+  }
+}
+
+/** Reads and validates every setting; throws one ConfigError listing each bad value. */
+export function loadSettings(env: Env = process.env): Settings {
+  const r = new Reader(env);
+  const databaseUrl = r.url("DATABASE_URL", ["postgres:", "postgresql:"]);
+  const redisUrl = r.url("REDIS_URL", ["redis:", "rediss:"]);
+  const requestTimeoutMs = r.int("HERALD_REQUEST_TIMEOUT_MS", 15000, 100, 300000);
+  const maxPendingHardCap = r.int("DISPATCHER_MAX_PENDING_HARD_CAP", 50000, 100, 10_000_000);
+  const adminToken = r.raw("HERALD_ADMIN_TOKEN") ?? null;
+  if (adminToken !== null && adminToken.length < 16) {
+    r.problems.push("HERALD_ADMIN_TOKEN must be at least 16 characters long");
+  }
+  if (databaseUrl !== null && adminToken === null) {
+    r.problems.push("HERALD_ADMIN_TOKEN is required when DATABASE_URL is set");
+  }
+  const settings: Settings = {
+    databaseUrl,
+    dataDir: path.resolve(r.raw("HERALD_DATA_DIR") ?? "./.herald"),
+    redisUrl,
+    port: r.int("HERALD_PORT", 8080, 0, 65535),
+    host: r.raw("HERALD_HOST") ?? "127.0.0.1",
+    adminToken,
+    allowPrivateTargets: r.bool("HERALD_ALLOW_PRIVATE_TARGETS", false),
+    pushDrain: r.bool("HERALD_PUSH_DRAIN", true),
+    drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
+    schedulerIntervalMs: r.int("HERALD_SCHEDULER_INTERVAL_MS", 10000, 10, 3_600_000),
+    controlRefreshMs: r.int("HERALD_CONTROL_REFRESH_MS", 60000, 100, 3_600_000),
+    retryScheduleMs: r.intList("HERALD_RETRY_SCHEDULE_MS", DEFAULT_RETRY),
+    requestTimeoutMs,
+    leaseMs: r.int("HERALD_LEASE_MS", requestTimeoutMs + 15000, 1000, 3_600_000),
+    maxConcurrentPosts: r.int("DISPATCHER_MAX_CONCURRENT_POSTS", 64, 1, 10000),
+    maxPendingHardCap,
+    defaultPendingCeiling: r.int("HERALD_DEFAULT_PENDING_CEILING", 10000, 100, maxPendingHardCap),
+    defaultDlqCeiling: r.int("HERALD_DEFAULT_DLQ_CEILING", 1000, 100, maxPendingHardCap),
+    maxBodyBytes: r.int("HERALD_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+    logLevel: r.raw("HERALD_LOG_LEVEL") ?? "info",
+  };
+  if (!LOG_LEVELS.includes(settings.logLevel)) {
+    r.problems.push(`HERALD_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}; got "${settings.logLevel}"`);
+  }
+  if (settings.leaseMs <= settings.requestTimeoutMs) {
+    r.problems.push(
+      `HERALD_LEASE_MS must be greater than HERALD_REQUEST_TIMEOUT_MS (${settings.requestTimeoutMs}); got ${settings.leaseMs}`,
+    );
+  }
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return settings;
+}
+
+/** Settings for tests and embedding: defaults, overridden field by field. */
+export function testSettings(overrides: Partial<Settings> = {}): Settings {
+  const base = loadSettings({ HERALD_ADMIN_TOKEN: "test-admin-token-0123456789" });
+  return { ...base, ...overrides };
+}

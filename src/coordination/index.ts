@@ -1,0 +1,53 @@
+import type { Coordinator } from "./coordinator.ts";
+import { createInProcessCoordinator } from "./in-process-coordinator.ts";
+import type { Logger } from "./logger.ts";
+import { createRedisCoordinator } from "./redis-coordinator.ts";
+
+export {
+  assertKey,
+  CONTROL_CHANNEL,
+  CONTROL_MESSAGE_TYPES,
+  COORDINATION_UNAVAILABLE,
+  type ControlMessage,
+  type ControlMessageHandler,
+  type ControlMessageType,
+  CoordinationUnavailableError,
+  type Coordinator,
+  DEFAULT_PREFIX,
+  drainLockKey,
+  isCoordinationUnavailable,
+  type LockHandle,
+  parseControlMessage,
+  toControlMessage,
+} from "./coordinator.ts";
+export {
+  createInProcessCoordinator,
+  type InProcessCoordinatorOptions,
+  InProcessHub,
+} from "./in-process-coordinator.ts";
+export { type Logger, silentLogger } from "./logger.ts";
+export { createRedisCoordinator, type RedisCoordinatorOptions } from "./redis-coordinator.ts";
+
+export interface CreateCoordinatorOptions {
+  /** Redis URL (`REDIS_URL`); without it, locks and messages stay inside this process. */
+  redisUrl?: string | undefined;
+  /** Namespace for keys and channels; default `herald:`. */
+  prefix?: string;
+  logger?: Logger;
+}
+
+/** Redis when a URL is given, in-process (single process only) otherwise. */
+export function createCoordinator(options: CreateCoordinatorOptions = {}): Coordinator {
+  const { redisUrl, prefix, logger } = options;
+  if (redisUrl !== undefined && redisUrl.trim() !== "") {
+    return createRedisCoordinator({
+      url: redisUrl,
+      ...(prefix !== undefined ? { prefix } : {}),
+      ...(logger !== undefined ? { logger } : {}),
+    });
+  }
+  return createInProcessCoordinator({
+    ...(prefix !== undefined ? { prefix } : {}),
+    ...(logger !== undefined ? { logger } : {}),
+  });
+}

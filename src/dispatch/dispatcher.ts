@@ -1,0 +1,176 @@
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import type { Logger } from "pino";
+import type { Settings } from "../config.ts";
+import type { Sender } from "../http/sender.ts";
+import type { Metrics } from "../metrics.ts";
+import { type ClaimedDelivery, claimDue } from "../store/claim.ts";
+import type { Db } from "../store/db.ts";
+import { type AttemptResult, recordResults } from "../store/record.ts";
+import { buildRequest } from "./message.ts";
+import { attemptResult } from "./outcome.ts";
+import { Wakeup } from "./wakeup.ts";
+
+export interface DispatcherOptions {
+  db: Db;
+  settings: Settings;
+  log: Logger;
+  sender: Sender;
+  metrics: Metrics;
+  /** Called after a commit paused subscriptions (DLQ ceiling), to broadcast it. */
+  onPaused?: (subscriptionIds: readonly string[]) => void;
+  owner?: string;
+  random?: () => number;
+}
+
+const MAX_CLAIM_BATCH = 100;
+/** Consecutive claims that found nothing while more queues were left to look at, before sleeping. */
+const MAX_EMPTY_SCANS = 4;
+
+/**
+ * The claim → send → record loop of one process. It claims due deliveries (the database decides what
+ * may go: heads of ordered queues, up to max_in_flight of unordered ones), POSTs them with at most
+ * DISPATCHER_MAX_CONCURRENT_POSTS in flight, and writes results in batches. After each batch of results
+ * it looks for work again at once: the next head of an ordered queue is due the moment its
+ * predecessor is recorded.
+ */
+export class Dispatcher {
+  readonly name = "dispatcher";
+  readonly owner: string;
+  private readonly wakeup = new Wakeup();
+  private readonly inFlight = new Map<number, Promise<void>>();
+  private results: AttemptResult[] = [];
+  private flushing: Promise<void> | null = null;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+
+  constructor(private readonly opts: DispatcherOptions) {
+    this.owner = opts.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Look for work now (an event arrived, a subscription resumed, a retry fell due). */
+  wake(): void {
+    this.wakeup.wake();
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Stops claiming, lets in-flight POSTs finish (each is bounded by the request timeout), records their
+   * results, then returns. Safe to call twice.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.running = false;
+    this.wakeup.wake();
+    await this.loop;
+    await Promise.allSettled([...this.inFlight.values()]);
+    await this.flush();
+  }
+
+  private async run(): Promise<void> {
+    const { settings, log } = this.opts;
+    let emptyScans = 0;
+    let errors = 0;
+    while (this.running) {
+      const capacity = settings.maxConcurrentPosts - this.inFlight.size;
+      if (capacity <= 0) {
+        await this.wakeup.wait(settings.schedulerIntervalMs);
+        continue;
+      }
+      try {
+        const claim = await claimDue(this.opts.db, {
+          owner: this.owner,
+          leaseMs: settings.leaseMs,
+          limit: Math.min(capacity, MAX_CLAIM_BATCH),
+        });
+        errors = 0;
+        // Rows claimed while stop() began are still sent (the lease is ours); stop() waits for them.
+        for (const d of claim.deliveries) this.launch(d);
+        if (claim.deliveries.length > 0) {
+          emptyScans = 0;
+          continue;
+        }
+        if (!claim.exhausted && emptyScans < MAX_EMPTY_SCANS) {
+          emptyScans += 1;
+          continue;
+        }
+        emptyScans = 0;
+        await this.wakeup.wait(settings.schedulerIntervalMs);
+      } catch (err) {
+        errors += 1;
+        const backoff = Math.min(5000, 100 * 2 ** Math.min(errors, 6));
+        log.error({ err, backoff_ms: backoff }, "claim failed");
+        await this.wakeup.wait(backoff);
+      }
+    }
+  }
+
+  private launch(d: ClaimedDelivery): void {
+    const { sender, metrics, settings } = this.opts;
+    metrics.claims.inc();
+    metrics.inFlight.inc();
+    const task = (async () => {
+      try {
+        const sent = await sender.send(buildRequest(d));
+        metrics.attemptLatency.observe(sent.latencyMs / 1000);
+        const result = attemptResult(d.delivery_id, d.attempt_number, sent, settings.retryScheduleMs, this.opts.random);
+        metrics.deliveries.inc({ outcome: result.status, error_kind: result.error_kind ?? "" });
+        this.results.push(result);
+      } catch (err) {
+        // send() never throws; anything here is a bug in building the request. The lease will expire.
+        this.opts.log.error({ err, delivery_id: d.delivery_id }, "could not send delivery");
+      } finally {
+        metrics.inFlight.dec();
+        this.inFlight.delete(d.delivery_id);
+        this.scheduleFlush();
+      }
+    })();
+    this.inFlight.set(d.delivery_id, task);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+  }
+
+  /** Writes buffered results in one transaction; on a database error keeps them and tries again. */
+  private async flush(): Promise<void> {
+    const { log, metrics } = this.opts;
+    for (let attempt = 0; this.results.length > 0; attempt++) {
+      const batch = this.results;
+      this.results = [];
+      try {
+        const summary = await recordResults(this.opts.db, this.owner, batch);
+        if (summary.stale > 0) {
+          metrics.staleResults.inc(summary.stale);
+          log.warn({ stale: summary.stale }, "results arrived after their lease was taken back; ignored");
+        }
+        if (summary.paused.length > 0) this.opts.onPaused?.(summary.paused);
+        attempt = 0;
+      } catch (err) {
+        this.results = batch.concat(this.results);
+        if (this.stopping && attempt >= 3) {
+          log.error({ err, lost_results: this.results.length }, "could not record results while stopping; leases will expire");
+          this.results = [];
+          break;
+        }
+        const backoff = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+        log.error({ err, backoff_ms: backoff }, "recording results failed; retrying");
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
+    this.flushing = null;
+    this.wakeup.wake();
+  }
+}

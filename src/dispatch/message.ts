@@ -1,0 +1,24 @@
+import { buildBody, buildWebhookHeaders } from "../http/signing.ts";
+import type { SendRequest } from "../http/sender.ts";
+import type { ClaimedDelivery } from "../store/claim.ts";
+
+/** The signing secrets in force for a delivery: the current one, plus the previous during a rotation. */
+export function activeSecrets(d: ClaimedDelivery, now: Date): string[] {
+  const secrets = [d.secret];
+  if (d.previous_secret && d.previous_secret_expires_at && d.previous_secret_expires_at > now) {
+    secrets.push(d.previous_secret);
+  }
+  return secrets;
+}
+
+/** The signed POST for one claimed delivery (Standard Webhooks headers, `{type, timestamp, data}` body). */
+export function buildRequest(d: ClaimedDelivery, now = new Date()): SendRequest {
+  const body = buildBody({ type: d.event_type, timestamp: d.occurred_at, data: d.payload });
+  const headers = buildWebhookHeaders({
+    webhookId: d.webhook_id,
+    timestampSeconds: Math.floor(now.getTime() / 1000),
+    body,
+    secrets: activeSecrets(d, now),
+  });
+  return { url: d.url, headers: { ...headers }, body };
+}

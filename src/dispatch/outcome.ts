@@ -1,0 +1,40 @@
+import { outcomeOf } from "../domain/delivery-state.ts";
+import { maxAttempts, retryDelayMs } from "../domain/retry-schedule.ts";
+import type { SendResult } from "../http/sender.ts";
+import type { AttemptResult } from "../store/record.ts";
+
+/** Turns what the sender saw into the row's outcome: delivered, failed with a retry delay, or dlq. */
+export function attemptResult(
+  deliveryId: number,
+  attemptNumber: number,
+  sent: SendResult,
+  schedule: readonly number[],
+  random: () => number = Math.random,
+): AttemptResult {
+  const common = {
+    delivery_id: deliveryId,
+    response_status: sent.ok ? sent.status : sent.status,
+    response_body: sent.responseBody,
+    latency_ms: Math.round(sent.latencyMs),
+  };
+  if (sent.ok) {
+    return { ...common, status: "delivered", error_kind: null, error_detail: null, retry_delay_ms: null };
+  }
+  const outcome = outcomeOf(attemptNumber, maxAttempts(schedule), false);
+  const retryDelay =
+    outcome.status === "failed"
+      ? retryDelayMs({
+          failedAttempt: Math.min(attemptNumber, schedule.length),
+          schedule,
+          retryAfterMs: sent.retryAfterMs,
+          random,
+        })
+      : null;
+  return {
+    ...common,
+    status: outcome.status === "failed" ? "failed" : "dlq",
+    error_kind: sent.kind,
+    error_detail: sent.detail,
+    retry_delay_ms: retryDelay,
+  };
+}

@@ -1,0 +1,95 @@
+import type { Logger } from "pino";
+import type { Settings } from "../config.ts";
+import { workerLost } from "../domain/error-kind.ts";
+import { maxAttempts } from "../domain/retry-schedule.ts";
+import type { Metrics } from "../metrics.ts";
+import { nextDueAt } from "../store/claim.ts";
+import type { Db } from "../store/db.ts";
+import { settleExpiredLeases } from "../store/record.ts";
+import { Wakeup } from "./wakeup.ts";
+
+export interface SchedulerOptions {
+  db: Db;
+  settings: Settings;
+  log: Logger;
+  metrics: Metrics;
+  /** Asks the dispatcher to look for work. */
+  wakeDispatcher: () => void;
+  onPaused?: (subscriptionIds: readonly string[]) => void;
+}
+
+const LEASE_BATCH = 500;
+/** Shortest sleep, so a burst of due retries does not spin the loop. */
+const MIN_SLEEP_MS = 5;
+
+/**
+ * The safety net. It wakes at the earliest due `scheduled_at` or every HERALD_SCHEDULER_INTERVAL_MS,
+ * whichever is sooner; settles expired leases (worker lost); and wakes the dispatcher so due retries
+ * and anything a missed trigger left behind are sent.
+ */
+export class Scheduler {
+  readonly name = "scheduler";
+  private readonly wakeup = new Wakeup();
+  private running = false;
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly opts: SchedulerOptions) {}
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wakeup.wake();
+    await this.loop;
+  }
+
+  /** Runs one pass now (tests, and after a retry was queued with a short delay). */
+  nudge(): void {
+    this.wakeup.wake();
+  }
+
+  /** One pass: settle expired leases, wake the dispatcher; returns how long to sleep. */
+  async tick(): Promise<number> {
+    const { db, settings, metrics, log } = this.opts;
+    const interval = settings.schedulerIntervalMs;
+    for (let i = 0; i < 20; i++) {
+      const r = await settleExpiredLeases(db, {
+        maxAttempts: maxAttempts(settings.retryScheduleMs),
+        detail: workerLost("lease expired; the POST may have been sent").detail,
+        limit: LEASE_BATCH,
+      });
+      if (r.settled > 0) {
+        metrics.leasesExpired.inc(r.settled);
+        log.warn({ settled: r.settled }, "expired leases settled as worker lost");
+      }
+      if (r.paused.length > 0) this.opts.onPaused?.(r.paused);
+      if (r.settled < LEASE_BATCH) break;
+    }
+    this.opts.wakeDispatcher();
+    const due = await nextDueAt(db);
+    if (!due) return interval;
+    const untilDue = due.getTime() - Date.now();
+    return Math.max(MIN_SLEEP_MS, Math.min(interval, untilDue));
+  }
+
+  private async run(): Promise<void> {
+    let errors = 0;
+    while (this.running) {
+      let sleep = this.opts.settings.schedulerIntervalMs;
+      try {
+        sleep = await this.tick();
+        errors = 0;
+      } catch (err) {
+        errors += 1;
+        sleep = Math.min(sleep, 100 * 2 ** Math.min(errors, 6));
+        this.opts.log.error({ err }, "scheduler pass failed");
+      }
+      await this.wakeup.wait(sleep);
+    }
+  }
+}

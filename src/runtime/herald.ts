@@ -1,0 +1,153 @@
+import type { FastifyInstance } from "fastify";
+import { resolveAdminToken } from "../admin-token.ts";
+import { buildApp } from "../api/app.ts";
+import type { Settings } from "../config.ts";
+import { Dispatcher } from "../dispatch/dispatcher.ts";
+import { Scheduler } from "../dispatch/scheduler.ts";
+import { createSender } from "../http/sender.ts";
+import { createMetrics, type Metrics } from "../metrics.ts";
+import { createLogger, type Logger } from "../log.ts";
+import type { ServiceContext, ServiceHooks } from "../service/context.ts";
+import type { Db } from "../store/db.ts";
+import { migrate } from "../store/migrate.ts";
+import { openStore } from "../store/open.ts";
+
+export interface Roles {
+  api: boolean;
+  dispatcher: boolean;
+}
+
+/** A part of the process with a lifecycle; stop() is safe to call twice. */
+export interface Component {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface HeraldProcess {
+  settings: Settings;
+  ctx: ServiceContext;
+  app: FastifyInstance | null;
+  /** Where the API listens, e.g. http://127.0.0.1:8080 (null without the api role). */
+  url: string | null;
+  adminToken: string;
+  metrics: Metrics;
+  dispatcher: Dispatcher | null;
+  scheduler: Scheduler | null;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  roles: Roles;
+  migrate?: boolean;
+  logger?: Logger;
+  /** Use this store instead of opening one from the settings (tests). */
+  db?: Db;
+}
+
+/** Starts the roles asked for, on one store; returns once the API listens. */
+export async function startHerald(settings: Settings, opts: StartOptions): Promise<HeraldProcess> {
+  const log = opts.logger ?? createLogger(settings.logLevel);
+  const { token: adminToken, created } = settings.databaseUrl
+    ? { token: settings.adminToken ?? "", created: false }
+    : resolveAdminToken(settings.adminToken, settings.dataDir);
+  const db = opts.db ?? (await openStore(settings, opts.roles.api ? "herald-api" : "herald-dispatcher"));
+  const components: Component[] = [];
+  let app: FastifyInstance | null = null;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (app) await app.close();
+    for (const c of [...components].reverse()) {
+      await c
+        .stop()
+        .catch((err: unknown) => log.error({ err, component: c.name }, "component failed to stop"));
+    }
+    if (!opts.db) await db.close();
+  };
+  try {
+    if (opts.migrate !== false) {
+      const { applied, current } = await migrate(db);
+      log.info(
+        { applied, schema_version: current },
+        applied.length ? "migrations applied" : "schema up to date",
+      );
+    }
+    const metrics = createMetrics();
+    let dispatcher: Dispatcher | null = null;
+    let scheduler: Scheduler | null = null;
+    const hooks: ServiceHooks = {
+      queued: () => dispatcher?.wake(),
+      subscriptionChanged: () => dispatcher?.wake(),
+    };
+    const ctx: ServiceContext = { db, settings, log, hooks };
+    if (opts.roles.dispatcher) {
+      const sender = createSender({ timeoutMs: settings.requestTimeoutMs, allowPrivate: settings.allowPrivateTargets });
+      components.push({ name: "sender", start: async () => {}, stop: () => sender.close() });
+      const d = new Dispatcher({ db, settings, log: log.child({ component: "dispatcher" }), sender, metrics });
+      const sch = new Scheduler({
+        db,
+        settings,
+        log: log.child({ component: "scheduler" }),
+        metrics,
+        wakeDispatcher: () => d.wake(),
+      });
+      dispatcher = d;
+      scheduler = sch;
+      components.push(d, sch);
+    }
+    for (const c of components) await c.start();
+    let url: string | null = null;
+    if (opts.roles.api) {
+      app = await buildApp({
+        ctx,
+        adminToken,
+        register: async (a) => {
+          a.get("/metrics", { schema: { hide: true } }, async (_req, reply) =>
+            reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+          );
+        },
+      });
+      url = await app.listen({ port: settings.port, host: settings.host });
+      log.info({ url, store: db.kind }, "herald api listening");
+    }
+    if (created) {
+      // Printed once, at the first start on a new data directory.
+      process.stderr.write(
+        `\nHerald admin token (kept in ${settings.dataDir}/admin-token):\n  ${adminToken}\n\n`,
+      );
+    }
+    return { settings, ctx, app, url, adminToken, metrics, dispatcher, scheduler, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Stops on SIGTERM/SIGINT: the first signal drains within a deadline, a second one exits at once. */
+export function stopOnSignals(proc: { stop(): Promise<void> }, log: Logger, deadlineMs = 30_000): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, "stopping");
+    const timer = setTimeout(() => {
+      log.error("shutdown deadline passed: exiting");
+      process.exit(1);
+    }, deadlineMs);
+    timer.unref();
+    proc.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

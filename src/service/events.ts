@@ -1,0 +1,192 @@
+import { HeraldError, notFound } from "../errors.ts";
+import { webhookIdFor } from "../ids.ts";
+import { insertAudit } from "../store/audit.ts";
+import type { Queryable } from "../store/db.ts";
+import {
+  deliveriesOfEvent,
+  findByIdempotencyKeys,
+  findEvent,
+  insertEvents,
+  type NewEvent,
+} from "../store/events.ts";
+import {
+  type CounterUpdate,
+  type FanOutTarget,
+  insertPendingDeliveries,
+  lockFanOutTargets,
+  type NewDelivery,
+  writeFanOutCounters,
+} from "../store/fan-out.ts";
+import type { DeliveryRow, EventRow, NewAudit } from "../store/types.ts";
+import { type Actor, type ServiceContext, tenantScope } from "./context.ts";
+
+export interface EventInput {
+  tenant_id?: string | undefined;
+  event_type: string;
+  aggregate_id?: string | null | undefined;
+  occurred_at?: string | undefined;
+  payload: unknown;
+  idempotency_key?: string | null | undefined;
+  source_txn_id?: string | null | undefined;
+}
+
+export interface AcceptedEvent {
+  event_id: number;
+  /** Deliveries this call queued (0 for a repeat of an idempotency key). */
+  deliveries: number;
+  duplicate: boolean;
+}
+
+/** Resolves the tenant and checks the bounds of one event; `field` prefixes names in batch errors. */
+export function normaliseEvent(actor: Actor, input: EventInput, maxBodyBytes: number, field = ""): NewEvent {
+  const scope = tenantScope(actor);
+  let tenantId = input.tenant_id;
+  if (scope !== null) {
+    if (tenantId !== undefined && tenantId !== scope) {
+      throw new HeraldError("forbidden", `${field}tenant_id "${tenantId}" is not the token's tenant`);
+    }
+    tenantId = scope;
+  }
+  if (tenantId === undefined || tenantId === "") {
+    throw new HeraldError("invalid_field", `${field}tenant_id is required with the admin token`);
+  }
+  const size = Buffer.byteLength(JSON.stringify(input.payload ?? null));
+  if (size > maxBodyBytes) {
+    throw new HeraldError(
+      "payload_too_large",
+      `${field}payload is ${size} bytes; the largest accepted is ${maxBodyBytes} bytes (HERALD_MAX_BODY_BYTES)`,
+    );
+  }
+  let occurredAt = new Date();
+  if (input.occurred_at !== undefined) {
+    occurredAt = new Date(input.occurred_at);
+    if (Number.isNaN(occurredAt.getTime())) {
+      throw new HeraldError("invalid_field", `${field}occurred_at must be an ISO 8601 date-time`);
+    }
+  }
+  return {
+    tenant_id: tenantId,
+    event_type: input.event_type,
+    aggregate_id: input.aggregate_id ?? null,
+    occurred_at: occurredAt,
+    payload: input.payload,
+    idempotency_key: input.idempotency_key ?? null,
+    source_txn_id: input.source_txn_id ?? null,
+  };
+}
+
+function matches(target: FanOutTarget, e: NewEvent): boolean {
+  return (
+    target.tenant_id === e.tenant_id &&
+    (target.event_types.includes("*") || target.event_types.includes(e.event_type))
+  );
+}
+
+/**
+ * Inserts events and fans them out in the caller's transaction: one attempt-1 pending delivery per
+ * matching live subscription (active or paused), each at its subscription's next position, taken
+ * under the subscription's row lock. A subscription whose pending count reaches its ceiling is
+ * paused in the same transaction, with an audit row.
+ */
+export async function acceptInTransaction(
+  tx: Queryable,
+  events: readonly NewEvent[],
+): Promise<{ accepted: AcceptedEvent[]; queuedFor: string[]; paused: string[] }> {
+  const inserted = await insertEvents(tx, events);
+  const accepted: AcceptedEvent[] = events.map(() => ({ event_id: 0, deliveries: 0, duplicate: true }));
+  for (const row of inserted) accepted[row.ord] = { event_id: row.event_id, deliveries: 0, duplicate: false };
+
+  const repeats = events.map((e, i) => ({ e, i })).filter(({ i }) => accepted[i]!.duplicate);
+  if (repeats.length > 0) {
+    const found = await findByIdempotencyKeys(
+      tx,
+      repeats.map(({ e }) => e.tenant_id),
+      repeats.map(({ e }) => e.idempotency_key ?? ""),
+    );
+    const byKey = new Map(found.map((f) => [`${f.tenant_id}\u0000${f.idempotency_key}`, f.event_id]));
+    for (const { e, i } of repeats) {
+      const id = byKey.get(`${e.tenant_id}\u0000${e.idempotency_key}`);
+      if (id === undefined) throw new Error("idempotency key conflict without an existing event");
+      accepted[i] = { event_id: id, deliveries: 0, duplicate: true };
+    }
+  }
+  if (inserted.length === 0) return { accepted, queuedFor: [], paused: [] };
+
+  const fresh = inserted.map((r) => ({ event_id: r.event_id, ev: events[r.ord]!, ord: r.ord }));
+  const targets = await lockFanOutTargets(
+    tx,
+    [...new Set(fresh.map((f) => f.ev.tenant_id))],
+    [...new Set(fresh.map((f) => f.ev.event_type))],
+  );
+  const deliveries: NewDelivery[] = [];
+  const touched = new Map<string, CounterUpdate>();
+  const audits: NewAudit[] = [];
+  for (const f of fresh) {
+    for (const t of targets) {
+      if (!matches(t, f.ev)) continue;
+      t.next_position += 1;
+      t.pending_count += 1;
+      deliveries.push({
+        subscription_id: t.subscription_id,
+        event_id: f.event_id,
+        position: t.next_position,
+        webhook_id: webhookIdFor(f.event_id, t.subscription_id),
+      });
+      accepted[f.ord]!.deliveries += 1;
+      if (t.status === "active" && t.pending_count >= t.pending_ceiling) {
+        t.status = "paused";
+        t.pause_reason = "pending_ceiling";
+        audits.push({
+          actor: "system",
+          action: "subscription.paused",
+          tenant_id: t.tenant_id,
+          subscription_id: t.subscription_id,
+          reason: `pending deliveries reached the pending ceiling (${t.pending_count} of ${t.pending_ceiling})`,
+          before: { status: "active", pause_reason: null },
+          after: { status: "paused", pause_reason: "pending_ceiling", pending_count: t.pending_count },
+        });
+      }
+      touched.set(t.subscription_id, {
+        subscription_id: t.subscription_id,
+        next_position: t.next_position,
+        pending_count: t.pending_count,
+        status: t.status,
+        pause_reason: t.pause_reason,
+      });
+    }
+  }
+  await insertPendingDeliveries(tx, deliveries);
+  await writeFanOutCounters(tx, [...touched.values()]);
+  await insertAudit(tx, audits);
+  return {
+    accepted,
+    queuedFor: [...touched.keys()],
+    paused: audits.map((a) => a.subscription_id ?? ""),
+  };
+}
+
+/** Accepts events (one or a batch) in one transaction; duplicates by idempotency key fan out nothing. */
+export async function acceptEvents(
+  ctx: ServiceContext,
+  actor: Actor,
+  inputs: readonly EventInput[],
+): Promise<AcceptedEvent[]> {
+  const batch = inputs.length > 1;
+  const events = inputs.map((e, i) =>
+    normaliseEvent(actor, e, ctx.settings.maxBodyBytes, batch ? `events[${i}].` : ""),
+  );
+  const { accepted, queuedFor, paused } = await ctx.db.transaction((tx) => acceptInTransaction(tx, events));
+  if (queuedFor.length > 0) ctx.hooks.queued(queuedFor);
+  for (const id of paused) ctx.hooks.subscriptionChanged(id, "paused");
+  return accepted;
+}
+
+export async function getEvent(
+  ctx: ServiceContext,
+  actor: Actor,
+  eventId: number,
+): Promise<{ event: EventRow; deliveries: DeliveryRow[] }> {
+  const event = await findEvent(ctx.db, eventId, tenantScope(actor));
+  if (!event) throw notFound("event", eventId);
+  return { event, deliveries: await deliveriesOfEvent(ctx.db, eventId) };
+}

@@ -1,0 +1,43 @@
+import type { Queryable } from "./db.ts";
+import type { AuditRow, NewAudit } from "./types.ts";
+
+export async function insertAudit(q: Queryable, rows: readonly NewAudit[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `INSERT INTO audit_log (actor, action, tenant_id, subscription_id, job_id, reason, before, after)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::jsonb[], $8::jsonb[])`,
+    [
+      rows.map((r) => r.actor),
+      rows.map((r) => r.action),
+      rows.map((r) => r.tenant_id ?? null),
+      rows.map((r) => r.subscription_id ?? null),
+      rows.map((r) => r.job_id ?? null),
+      rows.map((r) => r.reason ?? null),
+      rows.map((r) => (r.before === undefined ? null : JSON.stringify(r.before))),
+      rows.map((r) => (r.after === undefined ? null : JSON.stringify(r.after))),
+    ],
+  );
+}
+
+export interface AuditFilter {
+  tenantId: string | null;
+  subscriptionId?: string | undefined;
+  jobId?: number | undefined;
+  before?: number | undefined;
+  limit: number;
+}
+
+/** Newest first, paged by audit_id. */
+export async function listAudit(q: Queryable, f: AuditFilter): Promise<AuditRow[]> {
+  const res = await q.query<AuditRow>(
+    `SELECT * FROM audit_log
+     WHERE ($1::text IS NULL OR tenant_id = $1)
+       AND ($2::text IS NULL OR subscription_id = $2)
+       AND ($3::bigint IS NULL OR job_id = $3)
+       AND ($4::bigint IS NULL OR audit_id < $4)
+     ORDER BY audit_id DESC
+     LIMIT $5`,
+    [f.tenantId, f.subscriptionId ?? null, f.jobId ?? null, f.before ?? null, f.limit],
+  );
+  return res.rows;
+}

@@ -1,0 +1,33 @@
+/**
+ * The one database interface. Two implementations: PostgreSQL through `pg` (production, scale-out) and
+ * PGlite (embedded, single process). The SQL is the same for both; nothing outside src/store talks SQL.
+ */
+export interface QueryResult<R> {
+  rows: R[];
+  /** Rows returned by a SELECT or touched by INSERT/UPDATE/DELETE. */
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: "postgres" | "embedded";
+  /** Runs fn in one transaction (READ COMMITTED); commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs several statements separated by semicolons, no parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL error codes that mean "run the transaction again". */
+export const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);
+
+export function sqlState(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,102 @@
+import fs from "node:fs";
+import path from "node:path";
+import { PGlite, types } from "@electric-sql/pglite";
+import type { Db, Queryable, QueryResult } from "./db.ts";
+
+interface PgliteLike {
+  query<R>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<{ rows: R[]; affectedRows?: number; command?: string; rowCount?: number }>;
+}
+
+function wrap(conn: PgliteLike): Queryable {
+  return {
+    async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+      const res = await conn.query<R>(sql, params as unknown[]);
+      const rowCount = res.rows.length > 0 ? res.rows.length : (res.affectedRows ?? 0);
+      return { rows: res.rows, rowCount };
+    },
+  };
+}
+
+export class DataDirLockedError extends Error {
+  constructor(dir: string, pid: number) {
+    super(
+      `The embedded store in ${dir} is already open by process ${pid}. The embedded store serves one process only; ` +
+        "stop the other process, or set DATABASE_URL to a PostgreSQL database to run several Herald processes.",
+    );
+    this.name = "DataDirLockedError";
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Claims the data directory for this process: refuses when a live process holds it, takes over a stale claim. */
+function claimDataDir(dir: string): () => void {
+  fs.mkdirSync(dir, { recursive: true });
+  const lockPath = path.join(dir, "herald.pid");
+  for (let i = 0; i < 3; i++) {
+    try {
+      fs.writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+      return () => {
+        try {
+          if (fs.readFileSync(lockPath, "utf8") === String(process.pid)) fs.unlinkSync(lockPath);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const holder = Number(fs.readFileSync(lockPath, "utf8").trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && pidAlive(holder)) {
+        throw new DataDirLockedError(dir, holder);
+      }
+      fs.rmSync(lockPath, { force: true });
+    }
+  }
+  throw new Error(`could not claim the data directory ${dir}`);
+}
+
+/**
+ * PGlite, one session. `dataDir` null keeps everything in memory (tests). Statements from concurrent
+ * callers are serialised by PGlite itself; a transaction holds the session until it ends.
+ */
+export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
+  const unclaim = dataDir ? claimDataDir(dataDir) : () => {};
+  let pglite: PGlite;
+  try {
+    const parsers = { [types.INT8]: (v: string) => Number(v), [types.NUMERIC]: (v: string) => Number(v) };
+    pglite = dataDir
+      ? await PGlite.create(path.join(dataDir, "pgdata"), { parsers })
+      : await PGlite.create({ parsers });
+  } catch (err) {
+    unclaim();
+    throw err;
+  }
+  const q = wrap(pglite);
+  return {
+    kind: "embedded",
+    query: q.query,
+    async exec(sql: string) {
+      await pglite.exec(sql);
+    },
+    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      return pglite.transaction((tx) => fn(wrap(tx)));
+    },
+    async close() {
+      try {
+        await pglite.close();
+      } finally {
+        unclaim();
+      }
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import type { Queryable } from "./db.ts";
+import type { PauseReason, SubscriptionStatus } from "./types.ts";
+
+export interface FanOutTarget {
+  subscription_id: string;
+  tenant_id: string;
+  event_types: string[];
+  status: SubscriptionStatus;
+  pause_reason: PauseReason | null;
+  next_position: number;
+  pending_count: number;
+  pending_ceiling: number;
+}
+
+/**
+ * Locks, in a fixed order (so concurrent acceptors cannot deadlock), every live subscription of the
+ * given tenants that wants any of the given event types. Positions and counters read here are exact
+ * until the transaction ends.
+ */
+export async function lockFanOutTargets(
+  q: Queryable,
+  tenantIds: readonly string[],
+  eventTypes: readonly string[],
+): Promise<FanOutTarget[]> {
+  const res = await q.query<FanOutTarget>(
+    `SELECT subscription_id, tenant_id, event_types, status, pause_reason, next_position, pending_count,
+            pending_ceiling
+     FROM subscriptions
+     WHERE tenant_id = ANY($1::text[]) AND deleted_at IS NULL
+       AND (event_types && $2::text[] OR '*' = ANY(event_types))
+     ORDER BY subscription_id
+     FOR UPDATE`,
+    [tenantIds, eventTypes],
+  );
+  return res.rows;
+}
+
+export interface NewDelivery {
+  subscription_id: string;
+  event_id: number;
+  position: number;
+  webhook_id: string;
+}
+
+/** Inserts attempt-1 pending deliveries, due now. */
+export async function insertPendingDeliveries(q: Queryable, rows: readonly NewDelivery[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at)
+     SELECT s, e, p, w, 1, 'pending', now()
+     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS t(s, e, p, w)`,
+    [
+      rows.map((r) => r.subscription_id),
+      rows.map((r) => r.event_id),
+      rows.map((r) => r.position),
+      rows.map((r) => r.webhook_id),
+    ],
+  );
+}
+
+export interface CounterUpdate {
+  subscription_id: string;
+  next_position: number;
+  pending_count: number;
+  status: SubscriptionStatus;
+  pause_reason: PauseReason | null;
+}
+
+/** Writes back positions, counters and (for an auto-pause) the status of locked subscriptions. */
+export async function writeFanOutCounters(q: Queryable, rows: readonly CounterUpdate[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `UPDATE subscriptions s
+     SET next_position = u.next_position, pending_count = u.pending_count,
+         paused_at = CASE WHEN s.status = 'active' AND u.status = 'paused' THEN now() ELSE s.paused_at END,
+         status = u.status, pause_reason = u.pause_reason,
+         updated_at = CASE WHEN s.status <> u.status THEN now() ELSE s.updated_at END
+     FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[])
+       AS u(subscription_id, next_position, pending_count, status, pause_reason)
+     WHERE s.subscription_id = u.subscription_id`,
+    [
+      rows.map((r) => r.subscription_id),
+      rows.map((r) => r.next_position),
+      rows.map((r) => r.pending_count),
+      rows.map((r) => r.status),
+      rows.map((r) => r.pause_reason),
+    ],
+  );
+}
