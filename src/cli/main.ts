@@ -45,6 +45,12 @@ program
   .action((o: { migrate: boolean }) => serve({ api: true, dispatcher: false }, o).catch(fail));
 
 program
+  .command("dispatcher")
+  .description("run the dispatcher and the scheduler only (scale-out)")
+  .addOption(noMigrate)
+  .action((o: { migrate: boolean }) => serve({ api: false, dispatcher: true }, o).catch(fail));
+
+program
   .command("migrate")
   .description("apply the schema and exit")
   .option("--json", "machine-readable output")

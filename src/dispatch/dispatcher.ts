@@ -124,7 +124,13 @@ export class Dispatcher {
       try {
         const sent = await sender.send(buildRequest(d));
         metrics.attemptLatency.observe(sent.latencyMs / 1000);
-        const result = attemptResult(d.delivery_id, d.attempt_number, sent, settings.retryScheduleMs, this.opts.random);
+        const result = attemptResult(
+          d.delivery_id,
+          d.attempt_number,
+          sent,
+          settings.retryScheduleMs,
+          this.opts.random,
+        );
         metrics.deliveries.inc({ outcome: result.status, error_kind: result.error_kind ?? "" });
         this.results.push(result);
       } catch (err) {
@@ -161,7 +167,10 @@ export class Dispatcher {
       } catch (err) {
         this.results = batch.concat(this.results);
         if (this.stopping && attempt >= 3) {
-          log.error({ err, lost_results: this.results.length }, "could not record results while stopping; leases will expire");
+          log.error(
+            { err, lost_results: this.results.length },
+            "could not record results while stopping; leases will expire",
+          );
           this.results = [];
           break;
         }

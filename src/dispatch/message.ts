@@ -1,5 +1,5 @@
-import { buildBody, buildWebhookHeaders } from "../http/signing.ts";
 import type { SendRequest } from "../http/sender.ts";
+import { buildBody, buildWebhookHeaders } from "../http/signing.ts";
 import type { ClaimedDelivery } from "../store/claim.ts";
 
 /** The signing secrets in force for a delivery: the current one, plus the previous during a rotation. */

@@ -60,7 +60,7 @@ export class Scheduler {
     for (let i = 0; i < 20; i++) {
       const r = await settleExpiredLeases(db, {
         maxAttempts: maxAttempts(settings.retryScheduleMs),
-        detail: workerLost("lease expired; the POST may have been sent").detail,
+        detail: workerLost().detail,
         limit: LEASE_BATCH,
       });
       if (r.settled > 0) {

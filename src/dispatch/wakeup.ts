@@ -21,10 +21,13 @@ export class Wakeup {
     }
     return new Promise((resolve) => {
       this.resolve = resolve;
-      this.timer = setTimeout(() => {
-        this.clear();
-        resolve();
-      }, Math.max(0, timeoutMs));
+      this.timer = setTimeout(
+        () => {
+          this.clear();
+          resolve();
+        },
+        Math.max(0, timeoutMs),
+      );
     });
   }
 

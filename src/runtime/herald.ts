@@ -5,8 +5,8 @@ import type { Settings } from "../config.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
 import { Scheduler } from "../dispatch/scheduler.ts";
 import { createSender } from "../http/sender.ts";
-import { createMetrics, type Metrics } from "../metrics.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { createMetrics, type Metrics } from "../metrics.ts";
 import type { ServiceContext, ServiceHooks } from "../service/context.ts";
 import type { Db } from "../store/db.ts";
 import { migrate } from "../store/migrate.ts";
@@ -83,9 +83,18 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
     };
     const ctx: ServiceContext = { db, settings, log, hooks };
     if (opts.roles.dispatcher) {
-      const sender = createSender({ timeoutMs: settings.requestTimeoutMs, allowPrivate: settings.allowPrivateTargets });
+      const sender = createSender({
+        timeoutMs: settings.requestTimeoutMs,
+        allowPrivate: settings.allowPrivateTargets,
+      });
       components.push({ name: "sender", start: async () => {}, stop: () => sender.close() });
-      const d = new Dispatcher({ db, settings, log: log.child({ component: "dispatcher" }), sender, metrics });
+      const d = new Dispatcher({
+        db,
+        settings,
+        log: log.child({ component: "dispatcher" }),
+        sender,
+        metrics,
+      });
       const sch = new Scheduler({
         db,
         settings,

@@ -66,9 +66,10 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
     const ids = subs.rows.map((r) => r.subscription_id);
     // Every examined queue moves to the back of the line, served or not, so queues in back-off or
     // with a head in flight cannot hide the others from the next claim.
-    await tx.query("UPDATE subscriptions SET last_claimed_at = clock_timestamp() WHERE subscription_id = ANY($1::text[])", [
-      ids,
-    ]);
+    await tx.query(
+      "UPDATE subscriptions SET last_claimed_at = clock_timestamp() WHERE subscription_id = ANY($1::text[])",
+      [ids],
+    );
     const exhausted = subs.rows.length < subLimit;
     const claimed = await tx.query<{ delivery_id: number; subscription_id: string }>(
       `WITH locked AS (

@@ -42,7 +42,11 @@ export interface RecordSummary {
  * subscriptions' counters and cursors. A subscription whose DLQ count reaches its ceiling is paused,
  * with an audit row. Only rows still in flight under `owner` are written.
  */
-export async function recordResults(db: Db, owner: string, results: readonly AttemptResult[]): Promise<RecordSummary> {
+export async function recordResults(
+  db: Db,
+  owner: string,
+  results: readonly AttemptResult[],
+): Promise<RecordSummary> {
   if (results.length === 0) return { recorded: 0, stale: 0, paused: [], subscriptions: [] };
   return db.transaction(async (tx) => {
     const done = await tx.query<Recorded>(
@@ -80,7 +84,12 @@ export async function recordResults(db: Db, owner: string, results: readonly Att
 /** Inserts the attempt + 1 row for each failed attempt. */
 export async function queueRetries(
   tx: Queryable,
-  failed: ReadonlyArray<Pick<Recorded, "subscription_id" | "event_id" | "position" | "webhook_id" | "attempt_number" | "retry_delay_ms">>,
+  failed: ReadonlyArray<
+    Pick<
+      Recorded,
+      "subscription_id" | "event_id" | "position" | "webhook_id" | "attempt_number" | "retry_delay_ms"
+    >
+  >,
 ): Promise<void> {
   if (failed.length === 0) return;
   await tx.query(
@@ -119,9 +128,10 @@ async function applyCounters(
   const ids = [...per.keys()].sort();
   const changed = ids.filter((id) => per.get(id)!.left > 0);
   if (changed.length === 0) return { subscriptions: ids, paused: [] };
-  await tx.query("SELECT 1 FROM subscriptions WHERE subscription_id = ANY($1::text[]) ORDER BY subscription_id FOR UPDATE", [
-    changed,
-  ]);
+  await tx.query(
+    "SELECT 1 FROM subscriptions WHERE subscription_id = ANY($1::text[]) ORDER BY subscription_id FOR UPDATE",
+    [changed],
+  );
   await tx.query(
     `UPDATE subscriptions s
      SET pending_count = s.pending_count - u.left_queue,
@@ -130,16 +140,29 @@ async function applyCounters(
            THEN GREATEST(COALESCE(s.last_delivered_event_id, 0), u.max_event) ELSE s.last_delivered_event_id END
      FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[]) AS u(subscription_id, left_queue, dlq, max_event)
      WHERE s.subscription_id = u.subscription_id`,
-    [changed, changed.map((id) => per.get(id)!.left), changed.map((id) => per.get(id)!.dlq), changed.map((id) => per.get(id)!.maxEvent)],
+    [
+      changed,
+      changed.map((id) => per.get(id)!.left),
+      changed.map((id) => per.get(id)!.dlq),
+      changed.map((id) => per.get(id)!.maxEvent),
+    ],
   );
-  const paused = await pauseAtDlqCeiling(tx, changed.filter((id) => per.get(id)!.dlq > 0));
+  const paused = await pauseAtDlqCeiling(
+    tx,
+    changed.filter((id) => per.get(id)!.dlq > 0),
+  );
   return { subscriptions: ids, paused };
 }
 
 /** Pauses active subscriptions whose DLQ count reached the DLQ ceiling, with an audit row each. */
 export async function pauseAtDlqCeiling(tx: Queryable, ids: readonly string[]): Promise<string[]> {
   if (ids.length === 0) return [];
-  const res = await tx.query<{ subscription_id: string; tenant_id: string; dlq_count: number; dlq_ceiling: number }>(
+  const res = await tx.query<{
+    subscription_id: string;
+    tenant_id: string;
+    dlq_count: number;
+    dlq_ceiling: number;
+  }>(
     `UPDATE subscriptions SET status = 'paused', pause_reason = 'dlq_ceiling', paused_at = now(), updated_at = now()
      WHERE subscription_id = ANY($1::text[]) AND status = 'active' AND dlq_count >= dlq_ceiling
      RETURNING subscription_id, tenant_id, dlq_count, dlq_ceiling`,
@@ -156,20 +179,6 @@ export async function pauseAtDlqCeiling(tx: Queryable, ids: readonly string[]): 
   }));
   await insertAudit(tx, audits);
   return res.rows.map((r) => r.subscription_id);
-}
-
-/**
- * Gives back rows this owner claimed but never sent (graceful shutdown): in_flight → pending, no attempt
- * used up.
- */
-export async function releaseUnsent(db: Db, owner: string, ids: readonly number[]): Promise<number> {
-  if (ids.length === 0) return 0;
-  const r = await db.query(
-    `UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, attempted_at = NULL
-     WHERE delivery_id = ANY($1::bigint[]) AND status = 'in_flight' AND lease_owner = $2`,
-    [ids, owner],
-  );
-  return r.rowCount;
 }
 
 /**

@@ -52,7 +52,11 @@ describe.each(STORE_KINDS)("delivery on the %s store", (kind) => {
     return r.body;
   };
   const emit = async (tenant: string, payload: unknown, type = "thing.happened") => {
-    const r = await h.api<{ event_id: number }>("POST", "/v1/events", { tenant_id: tenant, event_type: type, payload });
+    const r = await h.api<{ event_id: number }>("POST", "/v1/events", {
+      tenant_id: tenant,
+      event_type: type,
+      payload,
+    });
     expect(r.status).toBe(202);
     return r.body.event_id;
   };
@@ -83,12 +87,15 @@ describe.each(STORE_KINDS)("delivery on the %s store", (kind) => {
     });
     expect(sub.dlq_count).toBe(0);
     const ev = await h.api<EventView>("GET", `/v1/events/${id}`);
-    expect(ev.body.deliveries).toMatchObject([{ status: "delivered", attempt_number: 1, response_status: 200 }]);
+    expect(ev.body.deliveries).toMatchObject([
+      { status: "delivered", attempt_number: 1, response_status: 200 },
+    ]);
   });
 
   it("a failing head blocks only its own queue, retries on schedule with the same webhook-id, then goes to the DLQ and the queue moves on", async () => {
     rx = await new Receiver().start();
-    rx.behaviour = (r) => (r.path === "/bad" && (r.body.data as { n: number }).n === 1 ? { status: 500 } : { status: 200 });
+    rx.behaviour = (r) =>
+      r.path === "/bad" && (r.body.data as { n: number }).n === 1 ? { status: 500 } : { status: 200 };
     const blocked = await h.api<Sub>("POST", "/v1/subscriptions", {
       tenant_id: "d2",
       url: rx.url("/bad"),
@@ -146,10 +153,26 @@ describe.each(STORE_KINDS)("delivery on the %s store", (kind) => {
   it("classifies real faults: 404 → 4xx, 503 + Retry-After → 5xx, closed port → connection", async () => {
     rx = await new Receiver().start();
     rx.behaviour = (r) =>
-      r.path === "/404" ? { status: 404 } : r.path === "/503" ? { status: 503, headers: { "retry-after": "1" } } : { status: 200 };
-    const s404 = await h.api<Sub>("POST", "/v1/subscriptions", { tenant_id: "d4a", url: rx.url("/404"), event_types: ["*"] });
-    const s503 = await h.api<Sub>("POST", "/v1/subscriptions", { tenant_id: "d4b", url: rx.url("/503"), event_types: ["*"] });
-    const closed = await h.api<Sub>("POST", "/v1/subscriptions", { tenant_id: "d4c", url: "http://127.0.0.1:1/x", event_types: ["*"] });
+      r.path === "/404"
+        ? { status: 404 }
+        : r.path === "/503"
+          ? { status: 503, headers: { "retry-after": "1" } }
+          : { status: 200 };
+    const s404 = await h.api<Sub>("POST", "/v1/subscriptions", {
+      tenant_id: "d4a",
+      url: rx.url("/404"),
+      event_types: ["*"],
+    });
+    const s503 = await h.api<Sub>("POST", "/v1/subscriptions", {
+      tenant_id: "d4b",
+      url: rx.url("/503"),
+      event_types: ["*"],
+    });
+    const closed = await h.api<Sub>("POST", "/v1/subscriptions", {
+      tenant_id: "d4c",
+      url: "http://127.0.0.1:1/x",
+      event_types: ["*"],
+    });
     const cases: Array<[string, Sub, string]> = [
       ["d4a", s404.body, "4xx"],
       ["d4b", s503.body, "5xx"],
@@ -159,7 +182,9 @@ describe.each(STORE_KINDS)("delivery on the %s store", (kind) => {
       const id = await emit(tenant, { k: kindWanted });
       const row = await eventually(async () => {
         const ev = await h.api<EventView>("GET", `/v1/events/${id}`);
-        return ev.body.deliveries.find((d) => d.subscription_id === sub.subscription_id && d.status === "failed");
+        return ev.body.deliveries.find(
+          (d) => d.subscription_id === sub.subscription_id && d.status === "failed",
+        );
       });
       expect(row.error_kind, tenant).toBe(kindWanted);
       expect(row.error_detail, tenant).toBeTruthy();

@@ -124,7 +124,8 @@ export class Receiver {
     const deadline = Date.now() + timeoutMs;
     while (!cond(this.received)) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`receiver: timed out waiting for ${what} (got ${this.received.length} requests)`);
+      if (left <= 0)
+        throw new Error(`receiver: timed out waiting for ${what} (got ${this.received.length} requests)`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 250));
         this.waiters.push(() => {

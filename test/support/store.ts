@@ -15,6 +15,8 @@ export interface TestStore {
   dispose(keep?: boolean): Promise<void>;
   /** Opens another connection pool on the same schema (a second process's view); null for embedded. */
   connectAgain(): Promise<Db | null>;
+  /** A DATABASE_URL that reaches this store's schema (PostgreSQL only), for child processes. */
+  databaseUrl: string | null;
 }
 
 /** A fresh, migrated store: a new in-memory PGlite, or a new schema in the test PostgreSQL database. */
@@ -22,7 +24,7 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
   if (kind === "embedded") {
     const db = await createEmbeddedDb(null);
     await migrate(db);
-    return { db, dispose: () => db.close(), connectAgain: async () => null };
+    return { db, dispose: () => db.close(), connectAgain: async () => null, databaseUrl: null };
   }
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error("DATABASE_URL is not set");
@@ -30,8 +32,10 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
   const db = await createPgDb({ connectionString: url, schema, max: 12 });
   await migrate(db);
   const others: Db[] = [];
+  const sep = url.includes("?") ? "&" : "?";
   return {
     db,
+    databaseUrl: `${url}${sep}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
     async connectAgain() {
       const other = await createPgDb({ connectionString: url, schema, max: 12 });
       others.push(other);

@@ -1,0 +1,281 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../support/receiver.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = path.join(ROOT, "bin/herald.js");
+/** PGlite takes several seconds to open a data directory: generous, but bounded. */
+const DEADLINE_MS = 60_000;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The environment of a user with an embedded store in `dataDir`: none of the runner's Herald settings leak in. */
+function cliEnv(dataDir: string, port: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k === "DATABASE_URL" || k === "REDIS_URL" || k.startsWith("HERALD_") || k.startsWith("DISPATCHER_"))
+      continue;
+    env[k] = v;
+  }
+  return {
+    ...env,
+    HERALD_DATA_DIR: dataDir,
+    HERALD_PORT: String(port),
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    HERALD_LOG_LEVEL: "warn",
+  };
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running `herald …` child with its output so far and its exit. */
+class Child {
+  stdout = "";
+  stderr = "";
+  exit: Run | null = null;
+  readonly proc: ChildProcess;
+  readonly exited: Promise<Run>;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.proc = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      this.stdout += d;
+    });
+    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
+      this.stderr += d;
+    });
+    this.exited = new Promise<Run>((resolve) => {
+      this.proc.on("close", (code, signal) => {
+        this.exit = { code, signal, stdout: this.stdout, stderr: this.stderr };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  /** Resolves with the exit, or kills the child and throws after the deadline. */
+  async waitExit(what: string, timeoutMs = DEADLINE_MS): Promise<Run> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.proc.kill("SIGKILL");
+        reject(
+          new Error(
+            `${what} did not exit within ${timeoutMs} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+          ),
+        );
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async kill(): Promise<void> {
+    if (this.exit) return;
+    this.proc.kill("SIGKILL");
+    await this.waitExit("killed child", 10_000).catch(() => {});
+  }
+}
+
+const children: Child[] = [];
+const tempDirs: string[] = [];
+
+function spawnHerald(args: string[], env: NodeJS.ProcessEnv): Child {
+  const c = new Child(args, env);
+  children.push(c);
+  return c;
+}
+
+/** Runs one CLI command to its end. */
+function herald(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return spawnHerald(args, env).waitExit(`herald ${args.join(" ")}`);
+}
+
+function tempDataDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "herald-cli-"));
+  tempDirs.push(dir);
+  return path.join(dir, "data");
+}
+
+function json<T>(run: Run): T {
+  expect(run.code, `exit code; stderr: ${run.stderr}`).toBe(0);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** Waits until `GET /healthz` answers 200, failing early if the server exits. */
+async function waitHealthy(child: Child, port: number): Promise<void> {
+  await eventually(
+    async () => {
+      if (child.exit) {
+        throw new Error(
+          `herald exited early (${child.exit.code})\nstdout: ${child.stdout}\nstderr: ${child.stderr}`,
+        );
+      }
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        await res.arrayBuffer();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    DEADLINE_MS,
+    "GET /healthz to answer",
+  );
+}
+
+afterAll(async () => {
+  for (const c of children) await c.kill();
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe("herald migrate", () => {
+  it("applies the schema to a fresh data directory once, then nothing", async () => {
+    const env = cliEnv(tempDataDir(), await freePort());
+    const first = json<{ applied: string[]; current: number }>(await herald(["migrate", "--json"], env));
+    expect(first.applied).toEqual(["0001_init"]);
+    expect(first.current).toBeGreaterThanOrEqual(1);
+    const second = json<{ applied: string[]; current: number }>(await herald(["migrate", "--json"], env));
+    expect(second).toEqual({ applied: [], current: first.current });
+  });
+});
+
+describe("herald start on an embedded store", () => {
+  let dataDir: string;
+  let port: number;
+  let env: NodeJS.ProcessEnv;
+  let server: Child;
+
+  beforeAll(async () => {
+    dataDir = tempDataDir();
+    port = await freePort();
+    env = cliEnv(dataDir, port);
+    server = spawnHerald(["start"], env);
+    await waitHealthy(server, port);
+  });
+
+  it("keeps a generated admin token in the data directory and prints it at first start", async () => {
+    const file = path.join(dataDir, "admin-token");
+    expect(fs.existsSync(file)).toBe(true);
+    const token = fs.readFileSync(file, "utf8").trim();
+    expect(token.length).toBeGreaterThanOrEqual(16);
+    await eventually(async () => server.stderr.includes(token), 10_000, "the admin token on stderr");
+    expect(server.stdout).not.toContain(token);
+  });
+
+  it("creates and lists subscriptions and makes tenant tokens through the CLI", async () => {
+    const created = json<{ subscription_id: string; secret: string; tenant_id: string }>(
+      await herald(
+        [
+          "subscriptions",
+          "create",
+          "--url",
+          "http://127.0.0.1:9/x",
+          "--event-types",
+          "a,b",
+          "--tenant",
+          "t1",
+          "--json",
+        ],
+        env,
+      ),
+    );
+    expect(created.subscription_id).toEqual(expect.any(String));
+    expect(created.secret).toMatch(/^whsec_/);
+    expect(created.tenant_id).toBe("t1");
+
+    const list = json<{ items: Array<{ subscription_id: string; tenant_id: string; status: string }> }>(
+      await herald(["subscriptions", "list", "--json"], env),
+    );
+    const listed = list.items.find((s) => s.subscription_id === created.subscription_id);
+    expect(listed).toMatchObject({ tenant_id: "t1", status: "active" });
+    expect(listed).not.toHaveProperty("secret");
+
+    const got = json<{ subscription_id: string; url: string }>(
+      await herald(["subscriptions", "get", created.subscription_id, "--json"], env),
+    );
+    expect(got).toMatchObject({ subscription_id: created.subscription_id, url: "http://127.0.0.1:9/x" });
+
+    const token = json<{ token: string }>(
+      await herald(["tokens", "create", "--tenant", "t1", "--json"], env),
+    );
+    expect(token.token).toMatch(/^hrd_/);
+  });
+
+  it("reports an API error with a non-zero exit", async () => {
+    const run = await herald(["subscriptions", "get", "sub_does_not_exist", "--json"], env);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/404/);
+  });
+
+  it.each([["start"], ["migrate"]])(
+    "refuses a second process (herald %s) on the same data directory, pointing at DATABASE_URL",
+    async (verb) => {
+      const run = await herald([verb], env);
+      expect(run.code).not.toBe(0);
+      expect(run.code).not.toBeNull();
+      expect(run.stderr).toContain("DATABASE_URL");
+      // The first process is unharmed.
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(res.status).toBe(200);
+    },
+  );
+
+  it("stops cleanly on SIGTERM, leaves the data directory reusable, and prints the token only once", async () => {
+    server.proc.kill("SIGTERM");
+    const run = await server.waitExit("herald start after SIGTERM");
+    expect(run.signal).toBeNull();
+    expect(run.code).toBe(0);
+
+    const token = fs.readFileSync(path.join(dataDir, "admin-token"), "utf8").trim();
+    const again = spawnHerald(["start"], env);
+    await waitHealthy(again, port);
+    const list = json<{ items: Array<{ tenant_id: string }> }>(
+      await herald(["subscriptions", "list", "--tenant", "t1", "--json"], env),
+    );
+    expect(list.items).toHaveLength(1);
+    expect(fs.readFileSync(path.join(dataDir, "admin-token"), "utf8").trim()).toBe(token);
+    again.proc.kill("SIGTERM");
+    const second = await again.waitExit("second herald start after SIGTERM");
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toContain(token);
+  });
+
+  it("starts again on the data directory of a process that was killed outright", async () => {
+    const crashed = spawnHerald(["start"], env);
+    await waitHealthy(crashed, port);
+    crashed.proc.kill("SIGKILL");
+    await crashed.waitExit("herald start after SIGKILL");
+
+    const after = spawnHerald(["start"], env);
+    await waitHealthy(after, port);
+    const list = json<{ items: Array<{ tenant_id: string }> }>(
+      await herald(["subscriptions", "list", "--tenant", "t1", "--json"], env),
+    );
+    expect(list.items).toHaveLength(1);
+    after.proc.kill("SIGTERM");
+    expect((await after.waitExit("herald start after SIGTERM")).code).toBe(0);
+  });
+});
