@@ -8,6 +8,7 @@ export interface Settings {
   databaseUrl: string | null;
   dataDir: string;
   redisUrl: string | null;
+  redisPrefix: string;
   port: number;
   host: string;
   adminToken: string | null;
@@ -129,6 +130,7 @@ export function loadSettings(env: Env = process.env): Settings {
     databaseUrl,
     dataDir: path.resolve(r.raw("HERALD_DATA_DIR") ?? "./.herald"),
     redisUrl,
+    redisPrefix: r.raw("HERALD_REDIS_PREFIX") ?? "herald:",
     port: r.int("HERALD_PORT", 8080, 0, 65535),
     host: r.raw("HERALD_HOST") ?? "127.0.0.1",
     adminToken,
@@ -142,8 +144,19 @@ export function loadSettings(env: Env = process.env): Settings {
     leaseMs: r.int("HERALD_LEASE_MS", requestTimeoutMs + 15000, 1000, 3_600_000),
     maxConcurrentPosts: r.int("DISPATCHER_MAX_CONCURRENT_POSTS", 64, 1, 10000),
     maxPendingHardCap,
-    defaultPendingCeiling: r.int("HERALD_DEFAULT_PENDING_CEILING", 10000, 100, maxPendingHardCap),
-    defaultDlqCeiling: r.int("HERALD_DEFAULT_DLQ_CEILING", 1000, 100, maxPendingHardCap),
+    // Unset defaults follow a lowered hard cap; an explicit value above the cap is an error.
+    defaultPendingCeiling: r.int(
+      "HERALD_DEFAULT_PENDING_CEILING",
+      Math.min(10000, maxPendingHardCap),
+      100,
+      maxPendingHardCap,
+    ),
+    defaultDlqCeiling: r.int(
+      "HERALD_DEFAULT_DLQ_CEILING",
+      Math.min(1000, maxPendingHardCap),
+      100,
+      maxPendingHardCap,
+    ),
     maxBodyBytes: r.int("HERALD_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
     logLevel: r.raw("HERALD_LOG_LEVEL") ?? "info",
   };

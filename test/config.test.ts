@@ -137,6 +137,14 @@ describe("loadSettings", () => {
     ).toBe(5000);
   });
 
+  // Regression: an unset default ceiling used to stay at 10000/1000 above a lowered hard cap, so every
+  // subscription created without a ceiling was refused with 422.
+  it("lowers unset default ceilings to a lowered hard cap", () => {
+    const s = loadSettings({ DISPATCHER_MAX_PENDING_HARD_CAP: "500" });
+    expect(s.defaultPendingCeiling).toBe(500);
+    expect(s.defaultDlqCeiling).toBe(500);
+  });
+
   it("refuses a lease that is not longer than the request timeout", () => {
     const envs: Record<string, string>[] = [
       { HERALD_LEASE_MS: "15000" },

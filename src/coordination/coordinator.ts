@@ -13,7 +13,11 @@ export interface LockHandle {
   readonly token: string;
 }
 
-export const CONTROL_MESSAGE_TYPES = ["paused", "resumed", "updated", "deleted"] as const;
+/**
+ * `paused`, `resumed`, `updated`, `deleted`: a subscription changed. `queued`: new work arrived in a
+ * subscription's queue (published by API-only processes so a dispatcher starts a push drain).
+ */
+export const CONTROL_MESSAGE_TYPES = ["paused", "resumed", "updated", "deleted", "queued"] as const;
 export type ControlMessageType = (typeof CONTROL_MESSAGE_TYPES)[number];
 
 export type ControlMessage = {
@@ -55,7 +59,7 @@ export interface Coordinator {
 export const DEFAULT_PREFIX = "herald:";
 
 /** The channel dispatchers listen on for subscription control messages. */
-export const CONTROL_CHANNEL = "control";
+export const CONTROL_CHANNEL = "subscription-events";
 
 /** Lock key of the push-drain of one subscription's queue: `drain:{subscription_id}`. */
 export function drainLockKey(subscriptionId: string): string {

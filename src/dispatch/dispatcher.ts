@@ -19,6 +19,8 @@ export interface DispatcherOptions {
   metrics: Metrics;
   /** Called after a commit paused subscriptions (DLQ ceiling), to broadcast it. */
   onPaused?: (subscriptionIds: readonly string[]) => void;
+  /** Queues the bulk loop must leave alone this time (held by a push drain). */
+  exclude?: (subscriptionIds: readonly string[]) => Promise<ReadonlySet<string>>;
   owner?: string;
   random?: () => number;
 }
@@ -40,6 +42,8 @@ export class Dispatcher {
   private readonly wakeup = new Wakeup();
   private readonly inFlight = new Map<number, Promise<void>>();
   private results: AttemptResult[] = [];
+  /** Resolvers of callers waiting for a delivery's result to be recorded (push drains). */
+  private readonly waiting = new Map<number, () => void>();
   private flushing: Promise<void> | null = null;
   private running = false;
   private loop: Promise<void> | null = null;
@@ -62,6 +66,24 @@ export class Dispatcher {
 
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /** POSTs this process may still start now. */
+  get capacity(): number {
+    return this.running ? this.opts.settings.maxConcurrentPosts - this.inFlight.size : 0;
+  }
+
+  /** Sends deliveries someone else claimed (a push drain) and resolves once their results are recorded. */
+  sendAndRecord(deliveries: readonly ClaimedDelivery[]): Promise<void> {
+    return Promise.all(
+      deliveries.map(
+        (d) =>
+          new Promise<void>((resolve) => {
+            this.waiting.set(d.delivery_id, resolve);
+            this.launch(d);
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   /**
@@ -93,6 +115,7 @@ export class Dispatcher {
           owner: this.owner,
           leaseMs: settings.leaseMs,
           limit: Math.min(capacity, MAX_CLAIM_BATCH),
+          ...(this.opts.exclude ? { exclude: this.opts.exclude } : {}),
         });
         errors = 0;
         // Rows claimed while stop() began are still sent (the lease is ours); stop() waits for them.
@@ -136,6 +159,7 @@ export class Dispatcher {
       } catch (err) {
         // send() never throws; anything here is a bug in building the request. The lease will expire.
         this.opts.log.error({ err, delivery_id: d.delivery_id }, "could not send delivery");
+        this.settle([d.delivery_id]);
       } finally {
         metrics.inFlight.dec();
         this.inFlight.delete(d.delivery_id);
@@ -163,6 +187,7 @@ export class Dispatcher {
           log.warn({ stale: summary.stale }, "results arrived after their lease was taken back; ignored");
         }
         if (summary.paused.length > 0) this.opts.onPaused?.(summary.paused);
+        this.settle(batch.map((r) => r.delivery_id));
         attempt = 0;
       } catch (err) {
         this.results = batch.concat(this.results);
@@ -181,5 +206,15 @@ export class Dispatcher {
     }
     this.flushing = null;
     this.wakeup.wake();
+  }
+
+  private settle(ids: readonly number[]): void {
+    for (const id of ids) {
+      const resolve = this.waiting.get(id);
+      if (resolve) {
+        this.waiting.delete(id);
+        resolve();
+      }
+    }
   }
 }

@@ -56,7 +56,9 @@ export class Scheduler {
   /** One pass: settle expired leases, wake the dispatcher; returns how long to sleep. */
   async tick(): Promise<number> {
     const { db, settings, metrics, log } = this.opts;
-    const interval = settings.schedulerIntervalMs;
+    // Dispatchers cache no subscription state (every claim reads it), so the control refresh is just
+    // a wake-up at least every HERALD_CONTROL_REFRESH_MS in case a resume message was lost.
+    const interval = Math.min(settings.schedulerIntervalMs, settings.controlRefreshMs);
     for (let i = 0; i < 20; i++) {
       const r = await settleExpiredLeases(db, {
         maxAttempts: maxAttempts(settings.retryScheduleMs),

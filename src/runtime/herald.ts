@@ -2,7 +2,15 @@ import type { FastifyInstance } from "fastify";
 import { resolveAdminToken } from "../admin-token.ts";
 import { buildApp } from "../api/app.ts";
 import type { Settings } from "../config.ts";
+import {
+  CONTROL_CHANNEL,
+  type ControlMessage,
+  type Coordinator,
+  createCoordinator,
+  drainLockKey,
+} from "../coordination/index.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
+import { PushDrain } from "../dispatch/push-drain.ts";
 import { Scheduler } from "../dispatch/scheduler.ts";
 import { createSender } from "../http/sender.ts";
 import { createLogger, type Logger } from "../log.ts";
@@ -34,6 +42,8 @@ export interface HeraldProcess {
   metrics: Metrics;
   dispatcher: Dispatcher | null;
   scheduler: Scheduler | null;
+  pushDrain: PushDrain | null;
+  coordinator: Coordinator;
   stop(): Promise<void>;
 }
 
@@ -75,11 +85,46 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       );
     }
     const metrics = createMetrics();
+    const origin = `${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
+    const coordinator = createCoordinator({
+      ...(settings.redisUrl ? { redisUrl: settings.redisUrl } : {}),
+      prefix: settings.redisPrefix,
+      logger: log.child({ component: "coordination" }),
+    });
+    components.push({ name: "coordinator", start: async () => {}, stop: () => coordinator.close() });
+    const publish = (type: ControlMessage["type"], subscriptionId: string) => {
+      coordinator
+        .publish(CONTROL_CHANNEL, {
+          type,
+          subscription_id: subscriptionId,
+          at: new Date().toISOString(),
+          origin,
+        })
+        .catch((err: unknown) =>
+          log.warn({ err, type, subscription_id: subscriptionId }, "control message not sent"),
+        );
+    };
     let dispatcher: Dispatcher | null = null;
     let scheduler: Scheduler | null = null;
+    let pushDrain: PushDrain | null = null;
+    /** New work in these queues: drain them now (push), or leave them to the scheduler. */
+    const onQueued = (ids: readonly string[]) => {
+      if (!settings.pushDrain) return;
+      if (pushDrain) pushDrain.trigger(ids);
+      else for (const id of ids) publish("queued", id);
+    };
+    const onPaused = (ids: readonly string[]) => {
+      for (const id of ids) publish("paused", id);
+    };
     const hooks: ServiceHooks = {
-      queued: () => dispatcher?.wake(),
-      subscriptionChanged: () => dispatcher?.wake(),
+      queued: onQueued,
+      subscriptionChanged: (id, change) => {
+        publish(change, id);
+        if (change === "resumed" || change === "updated") {
+          if (pushDrain && settings.pushDrain) pushDrain.trigger([id]);
+          else dispatcher?.wake();
+        }
+      },
     };
     const ctx: ServiceContext = { db, settings, log, hooks };
     if (opts.roles.dispatcher) {
@@ -94,6 +139,18 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         log: log.child({ component: "dispatcher" }),
         sender,
         metrics,
+        onPaused,
+        // The periodic path leaves alone the queues a push drain is working on.
+        ...(settings.pushDrain
+          ? {
+              exclude: async (ids: readonly string[]) => {
+                const held = await Promise.all(ids.map((id) => coordinator.isLocked(drainLockKey(id))));
+                const skip = new Set(ids.filter((_, i) => held[i]));
+                if (skip.size > 0) metrics.schedulerSkips.inc({ reason: "drain_lock_held" }, skip.size);
+                return skip;
+              },
+            }
+          : {}),
       });
       const sch = new Scheduler({
         db,
@@ -101,10 +158,30 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         log: log.child({ component: "scheduler" }),
         metrics,
         wakeDispatcher: () => d.wake(),
+        onPaused,
+      });
+      const pd = new PushDrain({
+        db,
+        settings,
+        log: log.child({ component: "push-drain" }),
+        metrics,
+        coordinator,
+        dispatcher: d,
       });
       dispatcher = d;
       scheduler = sch;
-      components.push(d, sch);
+      pushDrain = pd;
+      components.push(
+        d,
+        sch,
+        pd,
+        controlListener(coordinator, origin, log, (m) => {
+          if (m.type === "queued" || m.type === "resumed" || m.type === "updated") {
+            if (settings.pushDrain) pd.trigger([m.subscription_id]);
+            else if (m.type !== "queued") d.wake();
+          }
+        }),
+      );
     }
     for (const c of components) await c.start();
     let url: string | null = null;
@@ -127,7 +204,19 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         `\nHerald admin token (kept in ${settings.dataDir}/admin-token):\n  ${adminToken}\n\n`,
       );
     }
-    return { settings, ctx, app, url, adminToken, metrics, dispatcher, scheduler, stop };
+    return {
+      settings,
+      ctx,
+      app,
+      url,
+      adminToken,
+      metrics,
+      dispatcher,
+      scheduler,
+      pushDrain,
+      coordinator,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -159,4 +248,38 @@ export function stopOnSignals(proc: { stop(): Promise<void> }, log: Logger, dead
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/**
+ * Listens on the control channel and hands other processes' messages to `onMessage`. Subscribing is
+ * retried in the background while Redis is down; the periodic scheduler covers what is missed.
+ */
+function controlListener(
+  coordinator: Coordinator,
+  origin: string,
+  log: Logger,
+  onMessage: (m: ControlMessage) => void,
+): Component {
+  let unsubscribe: (() => Promise<void>) | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const attempt = async () => {
+    try {
+      unsubscribe = await coordinator.subscribe(CONTROL_CHANNEL, (m) => {
+        if (m.origin !== origin) onMessage(m);
+      });
+    } catch (err) {
+      log.warn({ err }, "control channel unavailable; retrying (the scheduler covers missed messages)");
+      if (!stopped) timer = setTimeout(() => void attempt(), 2000);
+    }
+  };
+  return {
+    name: "control-listener",
+    start: attempt,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      if (unsubscribe) await unsubscribe();
+    },
+  };
 }

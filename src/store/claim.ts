@@ -31,10 +31,17 @@ export interface ClaimOptions {
   leaseMs: number;
   /** Most deliveries to claim in this call. */
   limit: number;
+  /** Most deliveries of one unordered subscription in this call (besides max_in_flight). */
+  perSubscriptionLimit?: number;
   /** Most subscriptions to look at in this call (round-robin by last claim). */
   subscriptionLimit?: number;
   /** Only these subscriptions (a push drain); default all with work. */
   subscriptionIds?: readonly string[];
+  /**
+   * Of the locked candidate subscriptions, which to leave alone this time (e.g. those a push drain
+   * holds). An error here is ignored: correctness never rests on it.
+   */
+  exclude?: (subscriptionIds: readonly string[]) => Promise<ReadonlySet<string>>;
 }
 
 /**
@@ -71,6 +78,12 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
       [ids],
     );
     const exhausted = subs.rows.length < subLimit;
+    let candidates = ids;
+    if (opts.exclude) {
+      const skip = await opts.exclude(ids).catch(() => new Set<string>());
+      if (skip.size > 0) candidates = ids.filter((id) => !skip.has(id));
+      if (candidates.length === 0) return { deliveries: [], examined: ids.length, exhausted };
+    }
     const claimed = await tx.query<{ delivery_id: number; subscription_id: string }>(
       `WITH locked AS (
          SELECT s.subscription_id, s.ordering, s.max_in_flight FROM subscriptions s
@@ -115,7 +128,7 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
        FROM picked
        WHERE d.delivery_id = picked.delivery_id AND d.status = 'pending'
        RETURNING d.delivery_id, d.subscription_id`,
-      [ids, opts.owner, opts.leaseMs, opts.limit, opts.limit],
+      [candidates, opts.owner, opts.leaseMs, opts.limit, opts.perSubscriptionLimit ?? opts.limit],
     );
     if (claimed.rows.length === 0) return { deliveries: [], examined: ids.length, exhausted };
     const full = await tx.query<ClaimedDelivery>(
@@ -141,4 +154,23 @@ export async function nextDueAt(db: Db): Promise<Date | null> {
     "SELECT min(scheduled_at) AS at FROM deliveries WHERE status = 'pending' AND scheduled_at > now()",
   );
   return r.rows[0]?.at ?? null;
+}
+
+/** The head of a queue (lowest position among pending + in_flight), or null when the queue is empty. */
+export async function queueHead(
+  db: Db,
+  subscriptionId: string,
+): Promise<{ delivery_id: number; event_id: number; status: "pending" | "in_flight"; due: boolean } | null> {
+  const r = await db.query<{
+    delivery_id: number;
+    event_id: number;
+    status: "pending" | "in_flight";
+    due: boolean;
+  }>(
+    `SELECT delivery_id, event_id, status, scheduled_at <= now() AS due FROM deliveries
+     WHERE subscription_id = $1 AND status IN ('pending', 'in_flight')
+     ORDER BY position LIMIT 1`,
+    [subscriptionId],
+  );
+  return r.rows[0] ?? null;
 }

@@ -30,9 +30,13 @@ export function listMigrations(): Migration[] {
  * same migration waits on the advisory lock, then finds it applied and moves on.
  */
 export async function migrate(db: Db): Promise<{ applied: string[]; current: number }> {
-  await db.exec(
-    "CREATE TABLE IF NOT EXISTS herald_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-  );
+  // Under the lock: two sessions racing CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog.
+  await db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
+    await tx.query(
+      "CREATE TABLE IF NOT EXISTS herald_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
+  });
   const applied: string[] = [];
   for (const m of listMigrations()) {
     const done = await db.transaction(async (tx) => {
