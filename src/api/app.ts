@@ -12,6 +12,7 @@ import type { Actor, ServiceContext } from "../service/context.ts";
 import { authenticate } from "../service/tokens.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
+import { operatorRoutes } from "./routes/operator.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import { auditRoutes, tokenRoutes } from "./routes/tokens-audit.ts";
 import { ErrorBody } from "./schemas.ts";
@@ -145,6 +146,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes(ctx, opts.readiness));
   await app.register(eventRoutes(ctx), { prefix: "/v1" });
   await app.register(subscriptionRoutes(ctx), { prefix: "/v1" });
+  await app.register(operatorRoutes(ctx), { prefix: "/v1" });
   await app.register(tokenRoutes(ctx), { prefix: "/v1" });
   await app.register(auditRoutes(ctx), { prefix: "/v1" });
   if (opts.register) await opts.register(app);

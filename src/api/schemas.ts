@@ -59,6 +59,8 @@ export const Delivery = Type.Object({
   error_kind: Nullable(Type.String()),
   error_detail: Nullable(Type.String()),
   latency_ms: Nullable(Type.Integer()),
+  replay_of: Nullable(Type.Integer()),
+  replayed_at: Nullable(Type.String()),
 });
 
 export const Event = Type.Object({
@@ -143,3 +145,43 @@ export const AuditEntry = Type.Object({
   before: Type.Unknown(),
   after: Type.Unknown(),
 });
+
+export const Diagnosis = Type.Object({
+  branch: Type.String(),
+  summary: Type.String(),
+  actions: Type.Array(Type.String()),
+});
+
+export const HeadView = Type.Object({
+  subscription_id: Type.String(),
+  ordering: Type.String(),
+  status: Type.String(),
+  pause_reason: Nullable(Type.String()),
+  head: Nullable(Type.Object({ event: Event, attempts: Type.Array(Delivery) })),
+  counts: Type.Object({
+    pending: Type.Integer(),
+    in_flight: Type.Integer(),
+    dlq: Type.Integer(),
+    failed_last_hour: Type.Integer(),
+    other_errors_last_hour: Type.Integer(),
+    pending_ceiling: Type.Integer(),
+    dlq_ceiling: Type.Integer(),
+  }),
+  diagnosis: Diagnosis,
+});
+
+export const ERROR_KIND_VALUES = [
+  "dns",
+  "connection",
+  "tls",
+  "timeout",
+  "4xx",
+  "5xx",
+  "ssrf_blocked",
+  "response_too_large",
+  "unknown",
+] as const;
+export const ErrorKindSchema = Type.Union(ERROR_KIND_VALUES.map((k) => Type.Literal(k)));
+export const DeliveryStatusSchema = Type.Union(
+  ["pending", "in_flight", "delivered", "failed", "dlq"].map((k) => Type.Literal(k)),
+);

@@ -18,6 +18,8 @@ export function viewDelivery(d: DeliveryRow) {
     error_kind: d.error_kind,
     error_detail: d.error_detail,
     latency_ms: d.latency_ms,
+    replay_of: d.replay_of,
+    replayed_at: iso(d.replayed_at),
   };
 }
 

@@ -1,27 +1,15 @@
 import { Command, Option } from "commander";
-import { ConfigError, loadSettings } from "../config.ts";
+import { loadSettings } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { startHerald, stopOnSignals } from "../runtime/herald.ts";
-import { DataDirLockedError } from "../store/embedded-db.ts";
 import { migrate } from "../store/migrate.ts";
 import { openStore } from "../store/open.ts";
-import { ApiError, call, resolveClient } from "./client.ts";
+import { call, resolveClient } from "./client.ts";
+import { type ClientFlags, clientCommand, fail, output } from "./common.ts";
+import { registerOperatorCommands } from "./operator.ts";
 import { printTable } from "./output.ts";
 
 const program = new Command("herald").description("Herald: outbound webhook delivery").showHelpAfterError();
-
-function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof DataDirLockedError) {
-    process.stderr.write(`${err.message}\n`);
-    process.exit(2);
-  }
-  if (err instanceof ApiError) {
-    process.stderr.write(`error (${err.status} ${err.code}): ${err.message}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-}
 
 async function serve(roles: { api: boolean; dispatcher: boolean }, opts: { migrate: boolean }) {
   const settings = loadSettings();
@@ -74,27 +62,6 @@ program
       fail(err);
     }
   });
-
-interface ClientFlags {
-  apiUrl?: string;
-  token?: string;
-  json?: boolean;
-}
-
-function clientCommand(cmd: Command): Command {
-  return cmd
-    .option("--api-url <url>", "Herald API base URL (default HERALD_URL or http://HERALD_HOST:HERALD_PORT)")
-    .option(
-      "--token <token>",
-      "bearer token (default HERALD_TOKEN, HERALD_ADMIN_TOKEN or the data dir's admin token)",
-    )
-    .option("--json", "machine-readable output");
-}
-
-function output(flags: ClientFlags, data: unknown, human: () => void) {
-  if (flags.json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
-  else human();
-}
 
 interface SubscriptionOut {
   subscription_id: string;
@@ -199,5 +166,7 @@ clientCommand(tokens.command("create").description("admin only: make a tenant-sc
       fail(err);
     }
   });
+
+registerOperatorCommands(program);
 
 await program.parseAsync(process.argv);

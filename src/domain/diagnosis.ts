@@ -24,21 +24,12 @@
  * 4. `healthy` — otherwise (the actions still say how to resume a paused subscription).
  */
 
+import { ERROR_KINDS, type ErrorKind } from "./error-kind.ts";
 import type { DeliveryStatus } from "./delivery-state.ts";
 
-export const ERROR_KINDS = [
-  "dns",
-  "connection",
-  "tls",
-  "timeout",
-  "4xx",
-  "5xx",
-  "ssrf_blocked",
-  "response_too_large",
-  "unknown",
-] as const;
+export { ERROR_KINDS };
 
-export type ErrorKindLike = (typeof ERROR_KINDS)[number];
+export type ErrorKindLike = ErrorKind;
 
 /** Failures where no usable answer came back from the consumer. */
 export const TRANSPORT_ERROR_KINDS: readonly ErrorKindLike[] = [

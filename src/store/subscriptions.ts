@@ -153,7 +153,7 @@ export async function countDeliveries(
   const res = await q.query<{ pending: number; in_flight: number; dlq: number }>(
     `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
             count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
-            count(*) FILTER (WHERE status = 'dlq')::int AS dlq
+            count(*) FILTER (WHERE status = 'dlq' AND replayed_at IS NULL)::int AS dlq
      FROM deliveries WHERE subscription_id = $1`,
     [id],
   );
