@@ -25,8 +25,13 @@ export async function startTestHerald(
   kind: StoreKind,
   overrides: Partial<Settings> = {},
   roles: Roles = { api: true, dispatcher: false },
+  /** Share another test Herald's store (a second process on the same database); not disposed by close(). */
+  shared?: TestStore,
 ): Promise<TestHerald> {
-  const store = await createTestStore(kind);
+  const own = shared === undefined;
+  const store = shared
+    ? { ...shared, db: (await shared.connectAgain()) ?? shared.db, dispose: async () => {} }
+    : await createTestStore(kind);
   const settings = testSettings({
     port: 0,
     host: "127.0.0.1",
@@ -40,7 +45,7 @@ export async function startTestHerald(
     migrate: false,
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
   });
-  const url = proc.url!;
+  const url = proc.url ?? "";
   return {
     proc,
     store,
@@ -66,7 +71,7 @@ export async function startTestHerald(
     },
     async close() {
       await proc.stop();
-      await store.dispose();
+      if (own) await store.dispose();
     },
   };
 }
