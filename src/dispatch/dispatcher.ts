@@ -41,6 +41,8 @@ export class Dispatcher {
   readonly owner: string;
   private readonly wakeup = new Wakeup();
   private readonly inFlight = new Map<number, Promise<void>>();
+  /** POSTs in flight in this process per subscription (for the fair share). */
+  private readonly perSubscription = new Map<string, number>();
   private results: AttemptResult[] = [];
   /** Resolvers of callers waiting for a delivery's result to be recorded (push drains). */
   private readonly waiting = new Map<number, () => void>();
@@ -71,6 +73,19 @@ export class Dispatcher {
   /** POSTs this process may still start now. */
   get capacity(): number {
     return this.running ? this.opts.settings.maxConcurrentPosts - this.inFlight.size : 0;
+  }
+
+  /**
+   * One subscription may hold at most half of this process's POST slots (at least one), so a slow
+   * endpoint with a large max_in_flight cannot starve the others.
+   */
+  get fairShare(): number {
+    return Math.max(1, Math.floor(this.opts.settings.maxConcurrentPosts / 2));
+  }
+
+  /** How many more POSTs `subscriptionId` may start in this process now. */
+  allowance(subscriptionId: string): number {
+    return Math.max(0, this.fairShare - (this.perSubscription.get(subscriptionId) ?? 0));
   }
 
   /** Sends deliveries someone else claimed (a push drain) and resolves once their results are recorded. */
@@ -115,6 +130,7 @@ export class Dispatcher {
           owner: this.owner,
           leaseMs: settings.leaseMs,
           limit: Math.min(capacity, MAX_CLAIM_BATCH),
+          allowance: (id) => this.allowance(id),
           ...(this.opts.exclude ? { exclude: this.opts.exclude } : {}),
         });
         errors = 0;
@@ -143,6 +159,7 @@ export class Dispatcher {
     const { sender, metrics, settings } = this.opts;
     metrics.claims.inc();
     metrics.inFlight.inc();
+    this.perSubscription.set(d.subscription_id, (this.perSubscription.get(d.subscription_id) ?? 0) + 1);
     const task = (async () => {
       try {
         const sent = await sender.send(buildRequest(d));
@@ -163,6 +180,9 @@ export class Dispatcher {
       } finally {
         metrics.inFlight.dec();
         this.inFlight.delete(d.delivery_id);
+        const left = (this.perSubscription.get(d.subscription_id) ?? 1) - 1;
+        if (left > 0) this.perSubscription.set(d.subscription_id, left);
+        else this.perSubscription.delete(d.subscription_id);
         this.scheduleFlush();
       }
     })();

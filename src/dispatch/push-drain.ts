@@ -83,7 +83,8 @@ export class PushDrain {
       if (pass === 0) outcome = o;
       if (o !== "success") break;
       const head = await queueHead(this.opts.db, subscriptionId);
-      if (!head || head.status !== "pending" || !head.due || this.opts.dispatcher.capacity <= 0) break;
+      const room = Math.min(this.opts.dispatcher.capacity, this.opts.dispatcher.allowance(subscriptionId));
+      if (!head || head.status !== "pending" || !head.due || room <= 0) break;
     }
     return outcome;
   }
@@ -138,7 +139,7 @@ export class PushDrain {
     const { db, settings, dispatcher } = this.opts;
     const deadline = Date.now() + MAX_DRAIN_MS;
     for (let round = 0; round < MAX_ROUNDS && Date.now() < deadline && !this.stopped; round++) {
-      const capacity = dispatcher.capacity;
+      const capacity = Math.min(dispatcher.capacity, dispatcher.allowance(subscriptionId));
       if (capacity <= 0) {
         dispatcher.wake();
         return "success";

@@ -33,6 +33,11 @@ export interface ClaimOptions {
   limit: number;
   /** Most deliveries of one unordered subscription in this call (besides max_in_flight). */
   perSubscriptionLimit?: number;
+  /**
+   * How many more POSTs this process lets one subscription start now (its fair share of the process's
+   * slots minus what it already has in flight here); default no limit beyond `limit`.
+   */
+  allowance?: (subscriptionId: string) => number;
   /** Most subscriptions to look at in this call (round-robin by last claim). */
   subscriptionLimit?: number;
   /** Only these subscriptions (a push drain); default all with work. */
@@ -85,21 +90,23 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
       if (candidates.length === 0) return { deliveries: [], examined: ids.length, exhausted };
     }
     const claimed = await tx.query<{ delivery_id: number; subscription_id: string }>(
-      `WITH locked AS (
-         SELECT s.subscription_id, s.ordering, s.max_in_flight FROM subscriptions s
-         WHERE s.subscription_id = ANY($1::text[])
+      `WITH wanted AS (
+         SELECT * FROM unnest($1::text[], $6::int[]) WITH ORDINALITY AS w(subscription_id, allowance, turn)
+       ), locked AS (
+         SELECT s.subscription_id, s.ordering, s.max_in_flight, w.allowance, w.turn
+         FROM subscriptions s JOIN wanted w ON w.subscription_id = s.subscription_id
        ), ordered_heads AS (
-         SELECT h.delivery_id, h.position, 1::bigint AS rn
+         SELECT h.delivery_id, h.position, 1::bigint AS rn, l.turn
          FROM locked l
          CROSS JOIN LATERAL (
            SELECT d.delivery_id, d.status, d.scheduled_at, d.position FROM deliveries d
            WHERE d.subscription_id = l.subscription_id AND d.status IN ('pending', 'in_flight')
            ORDER BY d.position LIMIT 1
          ) h
-         WHERE l.ordering = 'ordered' AND h.status = 'pending' AND h.scheduled_at <= now()
+         WHERE l.ordering = 'ordered' AND h.status = 'pending' AND h.scheduled_at <= now() AND l.allowance > 0
        ), unordered_due AS (
          SELECT u.delivery_id, u.position,
-                row_number() OVER (PARTITION BY l.subscription_id ORDER BY u.position) AS rn
+                row_number() OVER (PARTITION BY l.subscription_id ORDER BY u.position) AS rn, l.turn
          FROM locked l
          CROSS JOIN LATERAL (
            SELECT count(*)::int AS n FROM deliveries f
@@ -109,17 +116,17 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
            SELECT d.delivery_id, d.position FROM deliveries d
            WHERE d.subscription_id = l.subscription_id AND d.status = 'pending' AND d.scheduled_at <= now()
            ORDER BY d.position
-           LIMIT GREATEST(0, LEAST(l.max_in_flight - inflight.n, $5::int))
+           LIMIT GREATEST(0, LEAST(l.max_in_flight - inflight.n, l.allowance, $5::int))
          ) u
          WHERE l.ordering = 'unordered'
        ), picked AS (
          -- Round-robin across subscriptions: every queue's first pick before any queue's second.
          SELECT delivery_id FROM (
-           SELECT delivery_id, position, rn FROM ordered_heads
+           SELECT delivery_id, rn, turn FROM ordered_heads
            UNION ALL
-           SELECT delivery_id, position, rn FROM unordered_due
+           SELECT delivery_id, rn, turn FROM unordered_due
          ) x
-         ORDER BY rn, position
+         ORDER BY rn, turn
          LIMIT $4
        )
        UPDATE deliveries d
@@ -128,7 +135,14 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
        FROM picked
        WHERE d.delivery_id = picked.delivery_id AND d.status = 'pending'
        RETURNING d.delivery_id, d.subscription_id`,
-      [candidates, opts.owner, opts.leaseMs, opts.limit, opts.perSubscriptionLimit ?? opts.limit],
+      [
+        candidates,
+        opts.owner,
+        opts.leaseMs,
+        opts.limit,
+        opts.perSubscriptionLimit ?? opts.limit,
+        candidates.map((id) => opts.allowance?.(id) ?? opts.limit),
+      ],
     );
     if (claimed.rows.length === 0) return { deliveries: [], examined: ids.length, exhausted };
     const full = await tx.query<ClaimedDelivery>(

@@ -1,7 +1,7 @@
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestHerald, type TestHerald } from "../support/herald.ts";
-import { eventually, Receiver } from "../support/receiver.ts";
+import { eventually, Gate, Receiver } from "../support/receiver.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
 interface Sub {
@@ -188,6 +188,93 @@ describe.each(STORE_KINDS)("delivery on the %s store", (kind) => {
       });
       expect(row.error_kind, tenant).toBe(kindWanted);
       expect(row.error_detail, tenant).toBeTruthy();
+    }
+  });
+});
+
+describe.each(STORE_KINDS)("fairness and shutdown on the %s store", (kind) => {
+  it("a slow endpoint cannot take every POST slot of a process: another queue is still served", async () => {
+    const h = await startTestHerald(
+      kind,
+      { maxConcurrentPosts: 4, schedulerIntervalMs: 200, requestTimeoutMs: 30_000, leaseMs: 60_000 },
+      { api: true, dispatcher: true },
+    );
+    const rx = await new Receiver().start();
+    const gate = new Gate();
+    try {
+      rx.behaviour = async (r) => {
+        if (r.path === "/slow") await gate.opened;
+        return { status: 200 };
+      };
+      const slow = await h.api<Sub>("POST", "/v1/subscriptions", {
+        tenant_id: "f1",
+        url: rx.url("/slow"),
+        event_types: ["*"],
+        max_in_flight: 1000,
+      });
+      const quick = await h.api<Sub>("POST", "/v1/subscriptions", {
+        tenant_id: "f2",
+        url: rx.url("/quick"),
+        event_types: ["*"],
+      });
+      rx.trust(slow.body.secret);
+      rx.trust(quick.body.secret);
+      await h.api("POST", "/v1/events/batch", {
+        events: Array.from({ length: 30 }, (_, i) => ({ tenant_id: "f1", event_type: "x", payload: { i } })),
+      });
+      await rx.waitFor((r) => r.filter((x) => x.path === "/slow").length >= 2, 20_000, "slow requests held");
+      await h.api("POST", "/v1/events", { tenant_id: "f2", event_type: "x", payload: { quick: true } });
+      await rx.waitFor(
+        (r) => r.some((x) => x.path === "/quick"),
+        20_000,
+        "the other queue served while the slow one holds",
+      );
+      // The slow endpoint holds at most half of the process's 4 slots.
+      expect(rx.received.filter((x) => x.path === "/slow").length).toBeLessThanOrEqual(2);
+    } finally {
+      gate.open();
+      await h.close();
+      await rx.close();
+    }
+  });
+
+  it("on stop, waits for the POSTs in flight and records them: nothing is left in flight", async () => {
+    const h = await startTestHerald(
+      kind,
+      { schedulerIntervalMs: 200, requestTimeoutMs: 30_000, leaseMs: 60_000 },
+      { api: true, dispatcher: true },
+    );
+    const rx = await new Receiver().start();
+    const gate = new Gate();
+    rx.behaviour = async () => {
+      await gate.opened;
+      return { status: 200 };
+    };
+    try {
+      const s = await h.api<Sub>("POST", "/v1/subscriptions", {
+        tenant_id: "sd",
+        url: rx.url(),
+        event_types: ["*"],
+      });
+      rx.trust(s.body.secret);
+      const ev = await h.api<{ event_id: number }>("POST", "/v1/events", {
+        tenant_id: "sd",
+        event_type: "x",
+        payload: {},
+      });
+      await rx.waitFor((r) => r.length === 1, 20_000, "the request in flight");
+      const stopped = h.proc.stop();
+      gate.open();
+      await stopped;
+      const rows = await h.store.db.query<{ status: string }>(
+        "SELECT status FROM deliveries WHERE event_id = $1",
+        [ev.body.event_id],
+      );
+      expect(rows.rows).toEqual([{ status: "delivered" }]);
+    } finally {
+      gate.open();
+      await h.close();
+      await rx.close();
     }
   });
 });
