@@ -1,4 +1,6 @@
 import { type TSchema, Type } from "typebox";
+import { DELIVERY_STATUSES } from "../domain/delivery-state.ts";
+import { ERROR_KINDS } from "../domain/error-kind.ts";
 
 /** The error body every failure answers with. */
 export const ErrorBody = Type.Object(
@@ -170,18 +172,5 @@ export const HeadView = Type.Object({
   diagnosis: Diagnosis,
 });
 
-export const ERROR_KIND_VALUES = [
-  "dns",
-  "connection",
-  "tls",
-  "timeout",
-  "4xx",
-  "5xx",
-  "ssrf_blocked",
-  "response_too_large",
-  "unknown",
-] as const;
-export const ErrorKindSchema = Type.Union(ERROR_KIND_VALUES.map((k) => Type.Literal(k)));
-export const DeliveryStatusSchema = Type.Union(
-  ["pending", "in_flight", "delivered", "failed", "dlq"].map((k) => Type.Literal(k)),
-);
+export const ErrorKindSchema = Type.Union(ERROR_KINDS.map((k) => Type.Literal(k)));
+export const DeliveryStatusSchema = Type.Union(DELIVERY_STATUSES.map((k) => Type.Literal(k)));

@@ -84,7 +84,7 @@ export class PushDrain {
       if (o !== "success") break;
       const head = await queueHead(this.opts.db, subscriptionId);
       const room = Math.min(this.opts.dispatcher.capacity, this.opts.dispatcher.allowance(subscriptionId));
-      if (!head || head.status !== "pending" || !head.due || room <= 0) break;
+      if (head?.status !== "pending" || !head.due || room <= 0) break;
     }
     return outcome;
   }

@@ -1,6 +1,6 @@
 import { HeraldError, notFound } from "../errors.ts";
 import { webhookIdFor } from "../ids.ts";
-import { insertAudit } from "../store/audit.ts";
+import { ceilingPauseAudit, insertAudit } from "../store/audit.ts";
 import type { Queryable } from "../store/db.ts";
 import {
   deliveriesOfEvent,
@@ -86,11 +86,13 @@ function matches(target: FanOutTarget, e: NewEvent): boolean {
  * Inserts events and fans them out in the caller's transaction: one attempt-1 pending delivery per
  * matching live subscription (active or paused), each at its subscription's next position, taken
  * under the subscription's row lock. A subscription whose pending count reaches its ceiling is
- * paused in the same transaction, with an audit row.
+ * paused in the same transaction, with an audit row. `opts.onlySubscriptionIds` restricts the fan-out
+ * to those subscriptions (re-trigger jobs); by default every matching one is a target.
  */
 export async function acceptInTransaction(
   tx: Queryable,
   events: readonly NewEvent[],
+  opts: { onlySubscriptionIds?: readonly string[] } = {},
 ): Promise<{ accepted: AcceptedEvent[]; queuedFor: string[]; paused: string[] }> {
   const inserted = await insertEvents(tx, events);
   const accepted: AcceptedEvent[] = events.map(() => ({ event_id: 0, deliveries: 0, duplicate: true }));
@@ -117,6 +119,7 @@ export async function acceptInTransaction(
     tx,
     [...new Set(fresh.map((f) => f.ev.tenant_id))],
     [...new Set(fresh.map((f) => f.ev.event_type))],
+    opts.onlySubscriptionIds,
   );
   const deliveries: NewDelivery[] = [];
   const touched = new Map<string, CounterUpdate>();
@@ -136,15 +139,14 @@ export async function acceptInTransaction(
       if (t.status === "active" && t.pending_count >= t.pending_ceiling) {
         t.status = "paused";
         t.pause_reason = "pending_ceiling";
-        audits.push({
-          actor: "system",
-          action: "subscription.paused",
-          tenant_id: t.tenant_id,
-          subscription_id: t.subscription_id,
-          reason: `pending deliveries reached the pending ceiling (${t.pending_count} of ${t.pending_ceiling})`,
-          before: { status: "active", pause_reason: null },
-          after: { status: "paused", pause_reason: "pending_ceiling", pending_count: t.pending_count },
-        });
+        audits.push(
+          ceilingPauseAudit({
+            ...t,
+            reason: "pending_ceiling",
+            count: t.pending_count,
+            ceiling: t.pending_ceiling,
+          }),
+        );
       }
       touched.set(t.subscription_id, {
         subscription_id: t.subscription_id,

@@ -235,7 +235,11 @@ export async function replayDlq(
     const batch = rows.slice(0, MAX_REPLAY_BATCH);
     // One replay per event, even if the DLQ holds several rows of it.
     const seen = new Set<number>();
-    const sources = batch.filter((r) => (seen.has(r.event_id) ? false : (seen.add(r.event_id), true)));
+    const sources = batch.filter((r) => {
+      if (seen.has(r.event_id)) return false;
+      seen.add(r.event_id);
+      return true;
+    });
     const { queued, paused } = await queueReplays(tx, sub, sources, actorName(actor));
     if (sources.length < batch.length) {
       await tx.query(

@@ -41,3 +41,28 @@ export async function listAudit(q: Queryable, f: AuditFilter): Promise<AuditRow[
   );
   return res.rows;
 }
+
+/** The audit row of an automatic pause by a ceiling (actor `system`). */
+export function ceilingPauseAudit(a: {
+  tenant_id: string;
+  subscription_id: string;
+  reason: "pending_ceiling" | "dlq_ceiling";
+  count: number;
+  ceiling: number;
+  cause?: string;
+}): NewAudit {
+  const what =
+    a.reason === "pending_ceiling"
+      ? "pending deliveries reached the pending ceiling"
+      : "DLQ deliveries reached the DLQ ceiling";
+  const countField = a.reason === "pending_ceiling" ? "pending_count" : "dlq_count";
+  return {
+    actor: "system",
+    action: "subscription.paused",
+    tenant_id: a.tenant_id,
+    subscription_id: a.subscription_id,
+    reason: `${what} (${a.count} of ${a.ceiling})${a.cause ? ` ${a.cause}` : ""}`,
+    before: { status: "active", pause_reason: null },
+    after: { status: "paused", pause_reason: a.reason, [countField]: a.count },
+  };
+}

@@ -1,7 +1,7 @@
-import { insertAudit } from "./audit.ts";
+import { ceilingPauseAudit, insertAudit } from "./audit.ts";
 import type { Queryable } from "./db.ts";
 import { pauseAtDlqCeiling } from "./record.ts";
-import type { DeliveryRow, EventRow, NewAudit, SubscriptionRow } from "./types.ts";
+import type { DeliveryRow, EventRow, SubscriptionRow } from "./types.ts";
 
 /** The active head of a queue (lowest position among pending + in_flight) with its event. */
 export async function findHead(
@@ -133,16 +133,15 @@ export async function queueReplays(
     [sub.subscription_id, positions.at(-1)!, pending, marked.rowCount, pause],
   );
   if (pause) {
-    const audit: NewAudit = {
-      actor: "system",
-      action: "subscription.paused",
-      tenant_id: sub.tenant_id,
-      subscription_id: sub.subscription_id,
-      reason: `pending deliveries reached the pending ceiling (${pending} of ${sub.pending_ceiling}) after a replay by ${actor}`,
-      before: { status: "active", pause_reason: null },
-      after: { status: "paused", pause_reason: "pending_ceiling", pending_count: pending },
-    };
-    await insertAudit(tx, [audit]);
+    await insertAudit(tx, [
+      ceilingPauseAudit({
+        ...sub,
+        reason: "pending_ceiling",
+        count: pending,
+        ceiling: sub.pending_ceiling,
+        cause: `after a replay by ${actor}`,
+      }),
+    ]);
   }
   return { queued: sources.length, paused: pause };
 }

@@ -1,6 +1,5 @@
-import { insertAudit } from "./audit.ts";
+import { ceilingPauseAudit, insertAudit } from "./audit.ts";
 import type { Db, Queryable } from "./db.ts";
-import type { NewAudit } from "./types.ts";
 
 /** The outcome of one attempt, decided by the dispatcher (domain rules), written here. */
 export interface AttemptResult {
@@ -168,16 +167,12 @@ export async function pauseAtDlqCeiling(tx: Queryable, ids: readonly string[]): 
      RETURNING subscription_id, tenant_id, dlq_count, dlq_ceiling`,
     [ids],
   );
-  const audits: NewAudit[] = res.rows.map((s) => ({
-    actor: "system",
-    action: "subscription.paused",
-    tenant_id: s.tenant_id,
-    subscription_id: s.subscription_id,
-    reason: `DLQ deliveries reached the DLQ ceiling (${s.dlq_count} of ${s.dlq_ceiling})`,
-    before: { status: "active", pause_reason: null },
-    after: { status: "paused", pause_reason: "dlq_ceiling", dlq_count: s.dlq_count },
-  }));
-  await insertAudit(tx, audits);
+  await insertAudit(
+    tx,
+    res.rows.map((s) =>
+      ceilingPauseAudit({ ...s, reason: "dlq_ceiling", count: s.dlq_count, ceiling: s.dlq_ceiling }),
+    ),
+  );
   return res.rows.map((r) => r.subscription_id);
 }
 
