@@ -24,8 +24,8 @@
  * 4. `healthy` — otherwise (the actions still say how to resume a paused subscription).
  */
 
-import { ERROR_KINDS, type ErrorKind } from "./error-kind.ts";
 import type { DeliveryStatus } from "./delivery-state.ts";
+import { ERROR_KINDS, type ErrorKind } from "./error-kind.ts";
 
 export { ERROR_KINDS };
 

@@ -41,7 +41,12 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
   });
 
   const subscribe = async (tenant: string, body: Record<string, unknown> = {}) => {
-    const r = await h.api<Sub>("POST", "/v1/subscriptions", { tenant_id: tenant, url: rx.url(`/${tenant}`), event_types: ["*"], ...body });
+    const r = await h.api<Sub>("POST", "/v1/subscriptions", {
+      tenant_id: tenant,
+      url: rx.url(`/${tenant}`),
+      event_types: ["*"],
+      ...body,
+    });
     expect(r.status).toBe(201);
     rx.trust(r.body.secret);
     return r.body;
@@ -50,13 +55,23 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
 
   it("replays one delivery as a fresh attempt 1 with the same webhook-id", async () => {
     const s = await subscribe("ra");
-    const ev = await h.api<{ event_id: number }>("POST", "/v1/events", { tenant_id: "ra", event_type: "x", payload: { v: 1 } });
+    const ev = await h.api<{ event_id: number }>("POST", "/v1/events", {
+      tenant_id: "ra",
+      event_type: "x",
+      payload: { v: 1 },
+    });
     await rx.waitFor(() => byPath("ra").length === 1);
     const rows = await eventually(async () => {
-      const r = await h.api<{ items: Delivery[] }>("GET", `/v1/deliveries?subscription_id=${s.subscription_id}&status=delivered`);
+      const r = await h.api<{ items: Delivery[] }>(
+        "GET",
+        `/v1/deliveries?subscription_id=${s.subscription_id}&status=delivered`,
+      );
       return r.body.items.length === 1 ? r.body.items : undefined;
     });
-    const replay = await h.api<{ delivery_id: number; webhook_id: string }>("POST", `/v1/deliveries/${rows[0]!.delivery_id}/replay`);
+    const replay = await h.api<{ delivery_id: number; webhook_id: string }>(
+      "POST",
+      `/v1/deliveries/${rows[0]!.delivery_id}/replay`,
+    );
     expect(replay.status).toBe(202);
     expect(replay.body.webhook_id).toBe(rows[0]!.webhook_id);
     await rx.waitFor(() => byPath("ra").length === 2);
@@ -74,7 +89,11 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
     rx.behaviour = (r) =>
       r.path === "/rp" && (r.body.data as { ok?: boolean }).ok !== true ? { status: 422 } : { status: 200 };
     const s = await subscribe("rp", { ordering: "ordered" });
-    const ev = await h.api<{ event_id: number }>("POST", "/v1/events", { tenant_id: "rp", event_type: "x", payload: { ok: false } });
+    const ev = await h.api<{ event_id: number }>("POST", "/v1/events", {
+      tenant_id: "rp",
+      event_type: "x",
+      payload: { ok: false },
+    });
     // Two attempts (schedule of one delay), both rejected: the event lands in the DLQ.
     await eventually(async () => {
       const v = await h.api<Sub>("GET", `/v1/subscriptions/${s.subscription_id}`);
@@ -87,10 +106,9 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
     expect(fix.status).toBe(200);
     expect(fix.body.replayed).toEqual([s.subscription_id]);
     await rx.waitFor(() => byPath("rp").some((r) => (r.body.data as { ok: boolean }).ok === true));
-    const audit = await h.api<{ items: Array<{ action: string; before: { payload: unknown }; after: { payload: unknown } }> }>(
-      "GET",
-      "/v1/audit?limit=20",
-    );
+    const audit = await h.api<{
+      items: Array<{ action: string; before: { payload: unknown }; after: { payload: unknown } }>;
+    }>("GET", "/v1/audit?limit=20");
     const repaired = audit.body.items.find((a) => a.action === "event.repaired");
     expect(repaired).toMatchObject({ before: { payload: { ok: false } }, after: { payload: { ok: true } } });
     rx.behaviour = () => ({ status: 200 });
@@ -101,7 +119,9 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
     const r = await h.api<Err>("POST", `/v1/subscriptions/${u.subscription_id}/head/drop`, { reason: "x" });
     expect(r.status).toBe(409);
     const o = await subscribe("do", { ordering: "ordered" });
-    const empty = await h.api<Err>("POST", `/v1/subscriptions/${o.subscription_id}/head/drop`, { reason: "x" });
+    const empty = await h.api<Err>("POST", `/v1/subscriptions/${o.subscription_id}/head/drop`, {
+      reason: "x",
+    });
     expect(empty.status).toBe(409);
     expect(empty.body.error.message).toContain("empty");
     const noReason = await h.api<Err>("POST", `/v1/subscriptions/${o.subscription_id}/head/drop`, {});
@@ -112,8 +132,19 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
     for (const path of [`/v1/subscriptions/${o.subscription_id}/head`]) {
       expect((await h.api("GET", path, undefined, tok.body.token)).status).toBe(404);
     }
-    expect((await h.api("POST", `/v1/subscriptions/${o.subscription_id}/head/drop`, { reason: "x" }, tok.body.token)).status).toBe(404);
-    expect((await h.api("POST", `/v1/subscriptions/${o.subscription_id}/dlq/replay`, {}, tok.body.token)).status).toBe(404);
+    expect(
+      (
+        await h.api(
+          "POST",
+          `/v1/subscriptions/${o.subscription_id}/head/drop`,
+          { reason: "x" },
+          tok.body.token,
+        )
+      ).status,
+    ).toBe(404);
+    expect(
+      (await h.api("POST", `/v1/subscriptions/${o.subscription_id}/dlq/replay`, {}, tok.body.token)).status,
+    ).toBe(404);
     const list = await h.api<{ items: Delivery[] }>("GET", "/v1/deliveries", undefined, tok.body.token);
     expect(list.body.items).toEqual([]);
   });
@@ -139,12 +170,21 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
           expect(r.status).toBe(202);
           if (i % 13 === 5) {
             const s = subs[(c + i) % 3]!;
-            await h.api("PATCH", `/v1/subscriptions/${s.subscription_id}`, { status: i % 2 ? "paused" : "active" });
+            await h.api("PATCH", `/v1/subscriptions/${s.subscription_id}`, {
+              status: i % 2 ? "paused" : "active",
+            });
           }
-          if (i % 17 === 3) await h.api("POST", `/v1/subscriptions/${subs[0]!.subscription_id}/dlq/replay`, {});
+          if (i % 17 === 3)
+            await h.api("POST", `/v1/subscriptions/${subs[0]!.subscription_id}/dlq/replay`, {});
           if (c === 0 && i % 5 === 0) {
             // Mid-flight, in one snapshot: the maintained counters equal the rows.
-            const snap = await h.store.db.query<{ id: string; pc: number; pr: number; dc: number; dr: number }>(
+            const snap = await h.store.db.query<{
+              id: string;
+              pc: number;
+              pr: number;
+              dc: number;
+              dr: number;
+            }>(
               `SELECT s.subscription_id AS id, s.pending_count AS pc, s.dlq_count AS dc,
                       (SELECT count(*)::int FROM deliveries d WHERE d.subscription_id = s.subscription_id
                          AND d.status IN ('pending', 'in_flight')) AS pr,
@@ -160,13 +200,15 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
         }
       }),
     );
-    for (const s of subs) await h.api("PATCH", `/v1/subscriptions/${s.subscription_id}`, { status: "active" });
+    for (const s of subs)
+      await h.api("PATCH", `/v1/subscriptions/${s.subscription_id}`, { status: "active" });
     rx.behaviour = () => ({ status: 200 });
     await eventually(
       async () => {
         for (const s of subs) {
           const v = await h.api<Sub>("GET", `/v1/subscriptions/${s.subscription_id}`);
-          if (v.body.status === "paused") await h.api("PATCH", `/v1/subscriptions/${s.subscription_id}`, { status: "active" });
+          if (v.body.status === "paused")
+            await h.api("PATCH", `/v1/subscriptions/${s.subscription_id}`, { status: "active" });
           if (v.body.pending_count !== 0) return false;
         }
         return true;

@@ -13,7 +13,10 @@ interface Sub {
   last_delivered_event_id: number | null;
 }
 interface Head {
-  head: { event: { event_id: number; payload: { n: number } }; attempts: Array<{ status: string; error_kind: string; response_status: number }> } | null;
+  head: {
+    event: { event_id: number; payload: { n: number } };
+    attempts: Array<{ status: string; error_kind: string; response_status: number }>;
+  } | null;
   counts: { pending: number; dlq: number };
   diagnosis: { branch: string; summary: string; actions: string[] };
 }
@@ -48,7 +51,8 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
       rx.trust(s.body.secret);
       const id = s.body.subscription_id;
       // The consumer rejects only event #1.
-      rx.behaviour = (r) => ((r.body.data as { n: number }).n === 1 ? { status: 400, body: "bad contract" } : { status: 200 });
+      rx.behaviour = (r) =>
+        (r.body.data as { n: number }).n === 1 ? { status: 400, body: "bad contract" } : { status: 200 };
       const first = await h.api<{ event_id: number }>("POST", "/v1/events", {
         tenant_id: "rb",
         event_type: "contract.executed",
@@ -62,21 +66,37 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
           for (;;) {
             const n = next++;
             if (n > 150) return;
-            const r = await h.api("POST", "/v1/events", { tenant_id: "rb", event_type: "contract.executed", payload: { n } });
+            const r = await h.api("POST", "/v1/events", {
+              tenant_id: "rb",
+              event_type: "contract.executed",
+              payload: { n },
+            });
             expect(r.status).toBe(202);
           }
         }),
       );
       const paused = await h.api<Sub>("GET", `/v1/subscriptions/${id}`);
-      expect(paused.body).toMatchObject({ status: "paused", pause_reason: "pending_ceiling", pending_count: 150, dlq_count: 0 });
+      expect(paused.body).toMatchObject({
+        status: "paused",
+        pause_reason: "pending_ceiling",
+        pending_count: 150,
+        dlq_count: 0,
+      });
       const audit = await h.api<Audit>("GET", `/v1/audit?subscription_id=${id}`);
       const auto = audit.body.items.filter((a) => a.action === "subscription.paused");
       expect(auto).toHaveLength(1);
-      expect(auto[0]).toMatchObject({ actor: "system", after: { pause_reason: "pending_ceiling", pending_count: 100 } });
+      expect(auto[0]).toMatchObject({
+        actor: "system",
+        after: { pause_reason: "pending_ceiling", pending_count: 100 },
+      });
 
       const head = await h.api<Head>("GET", `/v1/subscriptions/${id}/head`);
       expect(head.body.head?.event.event_id).toBe(first.body.event_id);
-      expect(head.body.head?.attempts[0]).toMatchObject({ status: "failed", error_kind: "4xx", response_status: 400 });
+      expect(head.body.head?.attempts[0]).toMatchObject({
+        status: "failed",
+        error_kind: "4xx",
+        response_status: 400,
+      });
       expect(head.body.diagnosis.branch).toBe("head_rejected");
       expect(head.body.counts.dlq).toBe(0);
 
@@ -91,7 +111,10 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
         event_id: first.body.event_id,
       });
       expect(drop.status).toBe(200);
-      expect((await h.api("PATCH", `/v1/subscriptions/${id}`, { status: "active", reason: "head dropped" })).status).toBe(200);
+      expect(
+        (await h.api("PATCH", `/v1/subscriptions/${id}`, { status: "active", reason: "head dropped" }))
+          .status,
+      ).toBe(200);
 
       await rx.waitFor((r) => r.length === 150, 60_000, "events 2..150");
       // In queue order (the order the concurrent producers' transactions committed).
@@ -100,7 +123,9 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
          WHERE d.subscription_id = $1 AND d.attempt_number = 1 AND e.event_id <> $2 ORDER BY d.position`,
         [id, first.body.event_id],
       );
-      expect(rx.received.slice(1).map((r) => (r.body.data as { n: number }).n)).toEqual(queueOrder.rows.map((r) => r.n));
+      expect(rx.received.slice(1).map((r) => (r.body.data as { n: number }).n)).toEqual(
+        queueOrder.rows.map((r) => r.n),
+      );
       expect(new Set(queueOrder.rows.map((r) => r.n)).size).toBe(149);
       const done = await eventually(async () => {
         const v = await h.api<Sub>("GET", `/v1/subscriptions/${id}`);
@@ -145,7 +170,11 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
       });
       rx.trust(s.body.secret);
       const id = s.body.subscription_id;
-      const events = Array.from({ length: 120 }, (_, n) => ({ tenant_id: "dq", event_type: "x", payload: { n } }));
+      const events = Array.from({ length: 120 }, (_, n) => ({
+        tenant_id: "dq",
+        event_type: "x",
+        payload: { n },
+      }));
       expect((await fast.api("POST", "/v1/events/batch", { events })).status).toBe(202);
       const sub = await eventually(async () => {
         const v = await fast.api<Sub>("GET", `/v1/subscriptions/${id}`);
@@ -155,7 +184,11 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
       const head = await fast.api<Head>("GET", `/v1/subscriptions/${id}/head`);
       expect(head.body.diagnosis.branch).toBe("head_terminated");
       const audit = await fast.api<Audit>("GET", `/v1/audit?subscription_id=${id}`);
-      expect(audit.body.items[0]).toMatchObject({ actor: "system", action: "subscription.paused", after: { pause_reason: "dlq_ceiling" } });
+      expect(audit.body.items[0]).toMatchObject({
+        actor: "system",
+        action: "subscription.paused",
+        after: { pause_reason: "dlq_ceiling" },
+      });
 
       // Replay the DLQ once: 100 rows queued; a second identical replay queues nothing.
       rx.behaviour = () => ({ status: 200 });
