@@ -14,13 +14,15 @@ export interface FanOutTarget {
 
 /**
  * Locks, in a fixed order (so concurrent acceptors cannot deadlock), every live subscription of the
- * given tenants that wants any of the given event types. Positions and counters read here are exact
- * until the transaction ends.
+ * given tenants that wants any of the given event types (only those in `onlySubscriptionIds` when given:
+ * a re-trigger job aimed at some subscriptions). Positions and counters read here are exact until the
+ * transaction ends.
  */
 export async function lockFanOutTargets(
   q: Queryable,
   tenantIds: readonly string[],
   eventTypes: readonly string[],
+  onlySubscriptionIds?: readonly string[],
 ): Promise<FanOutTarget[]> {
   const res = await q.query<FanOutTarget>(
     `SELECT subscription_id, tenant_id, event_types, status, pause_reason, next_position, pending_count,
@@ -28,9 +30,10 @@ export async function lockFanOutTargets(
      FROM subscriptions
      WHERE tenant_id = ANY($1::text[]) AND deleted_at IS NULL
        AND (event_types && $2::text[] OR '*' = ANY(event_types))
+       AND ($3::text[] IS NULL OR subscription_id = ANY($3::text[]))
      ORDER BY subscription_id
      FOR UPDATE`,
-    [tenantIds, eventTypes],
+    [tenantIds, eventTypes, onlySubscriptionIds ?? null],
   );
   return res.rows;
 }
