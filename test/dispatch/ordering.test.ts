@@ -42,7 +42,9 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
     await h?.close();
   });
 
-  it("1,000 events across 20 ordered subscriptions arrive in event_id order per subscription with two dispatchers competing", async () => {
+  it("1,000 events across 20 ordered subscriptions arrive in event_id order per subscription with two dispatchers competing", {
+    timeout: 180_000,
+  }, async () => {
     const rx = await new Receiver().start();
     try {
       // A second dispatcher on its own connection pool (PostgreSQL) or the same store (embedded).
@@ -94,7 +96,8 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
           expected.set(path, [...(expected.get(path) ?? []), e.event_id]);
         });
       }
-      await rx.waitFor((r) => r.length >= 1000, 90_000, "1000 deliveries");
+      await rx.waitFor((r) => r.length >= 1000, 150_000, "1000 deliveries");
+      expect(await h.proc.metrics.leasesExpired.get().then((m) => m.values[0]?.value ?? 0)).toBe(0);
       expect(rx.received.every((r) => r.verified)).toBe(true);
       for (const [path, ids] of expected) {
         const got = rx.received.filter((r) => r.path === path).map((r) => Number(r.webhookId.split("_")[1]));
