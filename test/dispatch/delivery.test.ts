@@ -29,7 +29,12 @@ describe.each(STORE_KINDS)("delivery on the %s store", (kind) => {
   beforeAll(async () => {
     h = await startTestHerald(
       kind,
-      { retryScheduleMs: [100, 100, 100], schedulerIntervalMs: 200, requestTimeoutMs: 2000, leaseMs: 5000 },
+      {
+        retryScheduleMs: [100, 100, 100],
+        schedulerIntervalMs: 200,
+        requestTimeoutMs: 60_000,
+        leaseMs: 300_000,
+      },
       { api: true, dispatcher: true },
     );
   });

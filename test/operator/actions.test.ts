@@ -30,7 +30,7 @@ describe.each(STORE_KINDS)("operator actions on the %s store", (kind) => {
   beforeAll(async () => {
     h = await startTestHerald(
       kind,
-      { retryScheduleMs: [20], schedulerIntervalMs: 200, requestTimeoutMs: 5000, leaseMs: 20_000 },
+      { retryScheduleMs: [20], schedulerIntervalMs: 200, requestTimeoutMs: 60_000, leaseMs: 300_000 },
       { api: true, dispatcher: true },
     );
     rx = await new Receiver().start();

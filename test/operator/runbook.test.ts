@@ -30,7 +30,7 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
     h = await startTestHerald(
       kind,
       // The head's second attempt would come a minute later: long enough to stay stuck during the test.
-      { retryScheduleMs: [60_000], schedulerIntervalMs: 300, requestTimeoutMs: 5000, leaseMs: 20_000 },
+      { retryScheduleMs: [60_000], schedulerIntervalMs: 300, requestTimeoutMs: 60_000, leaseMs: 300_000 },
       { api: true, dispatcher: true },
     );
   });
@@ -156,7 +156,7 @@ describe.each(STORE_KINDS)("the stuck-queue runbook on the %s store", (kind) => 
     const rx = await new Receiver().start();
     const fast = await startTestHerald(
       kind,
-      { retryScheduleMs: [1], schedulerIntervalMs: 100, requestTimeoutMs: 5000, leaseMs: 20_000 },
+      { retryScheduleMs: [1], schedulerIntervalMs: 100, requestTimeoutMs: 60_000, leaseMs: 300_000 },
       { api: true, dispatcher: true },
     );
     try {

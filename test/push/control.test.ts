@@ -113,7 +113,7 @@ describe.skipIf(!hasRedisServer()).each(STORE_KINDS)("Redis outage (%s store)", 
     rx = await new Receiver().start();
     h = await startTestHerald(
       kind,
-      { redisUrl: redis.url, schedulerIntervalMs: 500, requestTimeoutMs: 5000, leaseMs: 20_000 },
+      { redisUrl: redis.url, schedulerIntervalMs: 500, requestTimeoutMs: 60_000, leaseMs: 300_000 },
       { api: true, dispatcher: true },
     );
   });
