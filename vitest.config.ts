@@ -1,8 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The browser suite has its own config and script (npm run test:browser).
+    exclude: [...configDefaults.exclude, "test/browser/**"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,

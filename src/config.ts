@@ -26,6 +26,8 @@ export interface Settings {
   defaultDlqCeiling: number;
   maxBodyBytes: number;
   logLevel: string;
+  /** How often the panel's sampler records pending and DLQ counts (HERALD_SAMPLE_INTERVAL_MS). */
+  sampleIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -159,6 +161,7 @@ export function loadSettings(env: Env = process.env): Settings {
     ),
     maxBodyBytes: r.int("HERALD_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
     logLevel: r.raw("HERALD_LOG_LEVEL") ?? "info",
+    sampleIntervalMs: r.int("HERALD_SAMPLE_INTERVAL_MS", 60000, 1000, 3_600_000),
   };
   if (!LOG_LEVELS.includes(settings.logLevel)) {
     r.problems.push(`HERALD_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}; got "${settings.logLevel}"`);

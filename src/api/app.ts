@@ -8,11 +8,13 @@ import Fastify, {
   LogController,
 } from "fastify";
 import { HeraldError } from "../errors.ts";
+import { panelPlugin } from "../panel/plugin.ts";
 import type { Actor, ServiceContext } from "../service/context.ts";
 import { authenticate } from "../service/tokens.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { operatorRoutes } from "./routes/operator.ts";
+import { retriggerRoutes } from "./routes/retriggers.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import { auditRoutes, tokenRoutes } from "./routes/tokens-audit.ts";
 import { ErrorBody } from "./schemas.ts";
@@ -147,8 +149,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(eventRoutes(ctx), { prefix: "/v1" });
   await app.register(subscriptionRoutes(ctx), { prefix: "/v1" });
   await app.register(operatorRoutes(ctx), { prefix: "/v1" });
+  await app.register(retriggerRoutes(ctx), { prefix: "/v1" });
   await app.register(tokenRoutes(ctx), { prefix: "/v1" });
   await app.register(auditRoutes(ctx), { prefix: "/v1" });
+  await app.register(panelPlugin({ ctx, adminToken: opts.adminToken }), { prefix: "/webhooks" });
   if (opts.register) await opts.register(app);
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

@@ -8,6 +8,7 @@ import { call, resolveClient } from "./client.ts";
 import { type ClientFlags, clientCommand, fail, output } from "./common.ts";
 import { registerOperatorCommands } from "./operator.ts";
 import { printTable } from "./output.ts";
+import { registerRetriggerCommands } from "./retrigger.ts";
 
 const program = new Command("herald").description("Herald: outbound webhook delivery").showHelpAfterError();
 
@@ -168,5 +169,6 @@ clientCommand(tokens.command("create").description("admin only: make a tenant-sc
   });
 
 registerOperatorCommands(program);
+registerRetriggerCommands(program);
 
 await program.parseAsync(process.argv);

@@ -11,10 +11,12 @@ import {
 } from "../coordination/index.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
 import { PushDrain } from "../dispatch/push-drain.ts";
+import { RetriggerRunner } from "../dispatch/retrigger-runner.ts";
 import { Scheduler } from "../dispatch/scheduler.ts";
 import { createSender } from "../http/sender.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
+import { Sampler } from "../panel/sampler.ts";
 import type { ServiceContext, ServiceHooks } from "../service/context.ts";
 import type { Db } from "../store/db.ts";
 import { migrate } from "../store/migrate.ts";
@@ -43,6 +45,7 @@ export interface HeraldProcess {
   dispatcher: Dispatcher | null;
   scheduler: Scheduler | null;
   pushDrain: PushDrain | null;
+  retriggerRunner: RetriggerRunner | null;
   coordinator: Coordinator;
   stop(): Promise<void>;
 }
@@ -107,6 +110,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
     let dispatcher: Dispatcher | null = null;
     let scheduler: Scheduler | null = null;
     let pushDrain: PushDrain | null = null;
+    let retriggerRunner: RetriggerRunner | null = null;
     /** New work in these queues: drain them now (push), or leave them to the scheduler. */
     const onQueued = (ids: readonly string[]) => {
       if (!settings.pushDrain) return;
@@ -125,6 +129,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
           else dispatcher?.wake();
         }
       },
+      retriggerQueued: () => retriggerRunner?.wake(),
     };
     const ctx: ServiceContext = { db, settings, log, hooks };
     if (opts.roles.dispatcher) {
@@ -182,6 +187,18 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
           }
         }),
       );
+      // The panel's charts: pending and DLQ counts every HERALD_SAMPLE_INTERVAL_MS (docs/panel.md).
+      components.push(
+        new Sampler({ db, intervalMs: settings.sampleIntervalMs, log: log.child({ component: "sampler" }) }),
+      );
+      // Last, so it stops first: its current item still triggers push drains.
+      retriggerRunner = new RetriggerRunner({
+        db,
+        settings,
+        log: log.child({ component: "retrigger" }),
+        hooks,
+      });
+      components.push(retriggerRunner);
     }
     for (const c of components) await c.start();
     let url: string | null = null;
@@ -214,6 +231,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       dispatcher,
       scheduler,
       pushDrain,
+      retriggerRunner,
       coordinator,
       stop,
     };

@@ -26,6 +26,8 @@ export interface ServiceHooks {
   queued(subscriptionIds: readonly string[]): void;
   /** A subscription changed in a way dispatchers must know (called after commit). */
   subscriptionChanged(subscriptionId: string, change: SubscriptionChange): void;
+  /** A re-trigger job was created or resumed (called after commit): wake this process's runner, if any. */
+  retriggerQueued?(): void;
 }
 
 export const NO_HOOKS: ServiceHooks = { queued() {}, subscriptionChanged() {} };
