@@ -34,14 +34,17 @@ export interface CreateCoordinatorOptions {
   /** Namespace for keys and channels; default `herald:`. */
   prefix?: string;
   logger?: Logger;
+  /** Bound on one Redis command (ms); the Redis coordinator's default otherwise. */
+  commandTimeoutMs?: number;
 }
 
 /** Redis when a URL is given, in-process (single process only) otherwise. */
 export function createCoordinator(options: CreateCoordinatorOptions = {}): Coordinator {
-  const { redisUrl, prefix, logger } = options;
+  const { redisUrl, prefix, logger, commandTimeoutMs } = options;
   if (redisUrl !== undefined && redisUrl.trim() !== "") {
     return createRedisCoordinator({
       url: redisUrl,
+      ...(commandTimeoutMs !== undefined ? { commandTimeoutMs } : {}),
       ...(prefix !== undefined ? { prefix } : {}),
       ...(logger !== undefined ? { logger } : {}),
     });

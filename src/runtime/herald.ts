@@ -92,6 +92,9 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
     const coordinator = createCoordinator({
       ...(settings.redisUrl ? { redisUrl: settings.redisUrl } : {}),
       prefix: settings.redisPrefix,
+      // Nothing on the event's path waits for Redis (triggers run after the commit), so a busy Redis
+      // gets two seconds before a call counts as "unavailable"; a Redis known to be down fails at once.
+      commandTimeoutMs: 2000,
       logger: log.child({ component: "coordination" }),
     });
     components.push({ name: "coordinator", start: async () => {}, stop: () => coordinator.close() });

@@ -110,7 +110,8 @@ export function redisBackend(url: string): Backend {
     kind: "redis",
     prefix,
     make(options = {}) {
-      const c = createRedisCoordinator({ url, prefix, ...options });
+      // A generous command bound: a loaded CI machine must not turn a slow answer into "unavailable".
+      const c = createRedisCoordinator({ url, prefix, commandTimeoutMs: 5000, ...options });
       made.push(c);
       return c;
     },

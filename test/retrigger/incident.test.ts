@@ -76,7 +76,9 @@ describe.each(STORE_KINDS)("the bulk re-send incident, replayed on the %s store"
     await rx?.close();
   });
 
-  it("dry run creates nothing; a job killed after 467 of 529 resumes with exactly the rest; a new job with skip_delivered_after skips all 529", async () => {
+  it("dry run creates nothing; a job killed after 467 of 529 resumes with exactly the rest; a new job with skip_delivered_after skips all 529", {
+    timeout: 240_000,
+  }, async () => {
     await subscribe(h, rx, "acme", "/acme");
     await subscribe(h, rx, "globex", "/globex");
     const contracts = Array.from({ length: 529 }, (_, i) => pad(i + 1));
