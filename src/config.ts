@@ -3,6 +3,11 @@
  * the variable's name, what it got, and what it accepts; all problems are reported together.
  */
 import path from "node:path";
+import {
+  DEFAULT_RETRY_SCHEDULE_MS,
+  parseRetrySchedule,
+  RETRY_SCHEDULE_ENV,
+} from "./domain/retry-schedule.ts";
 
 export interface Settings {
   databaseUrl: string | null;
@@ -41,7 +46,6 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-const DEFAULT_RETRY = [5000, 30000, 120000, 600000, 1800000, 3600000, 10800000];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 class Reader {
@@ -94,23 +98,13 @@ class Reader {
     }
   }
 
-  intList(name: string, def: number[]): number[] {
-    const v = this.raw(name);
-    if (v === undefined) return def;
-    const parts = v.split(",").map((p) => p.trim());
-    if (parts.length < 1 || parts.length > 20) {
-      this.problems.push(`${name} must list between 1 and 20 delays; got ${parts.length}`);
-      return def;
-    }
-    const out: number[] = [];
-    for (const p of parts) {
-      if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 7 * 24 * 3600 * 1000) {
-        this.problems.push(`${name} entries must be whole milliseconds between 1 and 604800000; got "${p}"`);
-        return def;
-      }
-      out.push(Number(p));
-    }
-    return out;
+  retrySchedule(): number[] {
+    const v = this.raw(RETRY_SCHEDULE_ENV);
+    if (v === undefined) return [...DEFAULT_RETRY_SCHEDULE_MS];
+    const parsed = parseRetrySchedule(v);
+    if (parsed.ok) return parsed.value;
+    this.problems.push(parsed.message);
+    return [...DEFAULT_RETRY_SCHEDULE_MS];
   }
 }
 
@@ -141,7 +135,7 @@ export function loadSettings(env: Env = process.env): Settings {
     drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
     schedulerIntervalMs: r.int("HERALD_SCHEDULER_INTERVAL_MS", 10000, 10, 3_600_000),
     controlRefreshMs: r.int("HERALD_CONTROL_REFRESH_MS", 60000, 100, 3_600_000),
-    retryScheduleMs: r.intList("HERALD_RETRY_SCHEDULE_MS", DEFAULT_RETRY),
+    retryScheduleMs: r.retrySchedule(),
     requestTimeoutMs,
     leaseMs: r.int("HERALD_LEASE_MS", requestTimeoutMs + 15000, 1000, 3_600_000),
     maxConcurrentPosts: r.int("DISPATCHER_MAX_CONCURRENT_POSTS", 64, 1, 10000),
