@@ -1,14 +1,17 @@
 import { type Diagnosis, diagnose, type HeadAttempt } from "../domain/diagnosis.ts";
 import { HeraldError, notFound } from "../errors.ts";
 import { insertAudit } from "../store/audit.ts";
+import { findEvent } from "../store/events.ts";
 import {
   attemptsOf,
   type DeliveryFilter,
+  deadEndsOfEvent,
   findDelivery,
   findHead,
   hasActiveRow,
   listDeliveries,
   makeDueNow,
+  markReplayed,
   moveEventToDlq,
   pauseAtDlqCeiling,
   type QueueCounts,
@@ -62,10 +65,8 @@ export async function headDiagnosis(ctx: ServiceContext, actor: Actor, id: strin
   ) {
     const last = await attemptsOf(ctx.db, id, sub.last_delivered_event_id);
     if (last.at(-1)?.status === "dlq") {
-      const ev = await ctx.db.query<EventRow>("SELECT * FROM events WHERE event_id = $1", [
-        sub.last_delivered_event_id,
-      ]);
-      head = { event: ev.rows[0]!, attempts: last };
+      const ev = await findEvent(ctx.db, sub.last_delivered_event_id, null);
+      if (ev) head = { event: ev, attempts: last };
     }
   }
   const counts = await queueCounts(ctx.db, id, head?.event.event_id ?? null);
@@ -166,11 +167,8 @@ export async function replayDelivery(
     if (await hasActiveRow(tx, sub.subscription_id, source.event_id)) {
       throw new HeraldError("conflict", `event ${source.event_id} is already queued for this subscription`);
     }
-    const { paused } = await queueReplays(tx, sub, [source], actorName(actor));
-    const created = await tx.query<{ delivery_id: number }>(
-      "SELECT delivery_id FROM deliveries WHERE replay_of = $1 ORDER BY delivery_id DESC LIMIT 1",
-      [deliveryId],
-    );
+    const { paused, deliveryIds } = await queueReplays(tx, sub, [source], actorName(actor));
+    const created = deliveryIds[0]!;
     await insertAudit(tx, [
       {
         actor: actorName(actor),
@@ -179,14 +177,14 @@ export async function replayDelivery(
         subscription_id: sub.subscription_id,
         before: { delivery_id: deliveryId, status: source.status },
         after: {
-          delivery_id: created.rows[0]!.delivery_id,
+          delivery_id: created,
           event_id: source.event_id,
           webhook_id: source.webhook_id,
         },
       },
     ]);
     return {
-      delivery_id: created.rows[0]!.delivery_id,
+      delivery_id: created,
       sub: sub.subscription_id,
       webhook_id: source.webhook_id,
       paused,
@@ -241,16 +239,12 @@ export async function replayDlq(
       return true;
     });
     const { queued, paused } = await queueReplays(tx, sub, sources, actorName(actor));
-    if (sources.length < batch.length) {
-      await tx.query(
-        "UPDATE deliveries SET replayed_at = now() WHERE delivery_id = ANY($1::bigint[]) AND replayed_at IS NULL",
-        [batch.map((r) => r.delivery_id)],
-      );
-      await tx.query("UPDATE subscriptions SET dlq_count = dlq_count - $2 WHERE subscription_id = $1", [
-        id,
-        batch.length - sources.length,
-      ]);
-    }
+    const covered = new Set(sources.map((r) => r.delivery_id));
+    await markReplayed(
+      tx,
+      id,
+      batch.filter((r) => !covered.has(r.delivery_id)).map((r) => r.delivery_id),
+    );
     await insertAudit(tx, [
       {
         actor: actorName(actor),
@@ -289,25 +283,8 @@ export async function repairEvent(
     const old = await replacePayload(tx, eventId, tenantScope(actor), input.payload);
     if (!old) throw notFound("event", eventId);
     const rescheduled = await makeDueNow(tx, eventId);
-    const dead = await tx.query<{
-      delivery_id: number;
-      subscription_id: string;
-      event_id: number;
-      webhook_id: string;
-    }>(
-      `SELECT DISTINCT ON (d.subscription_id) d.delivery_id, d.subscription_id, d.event_id, d.webhook_id
-       FROM deliveries d JOIN subscriptions s ON s.subscription_id = d.subscription_id
-       WHERE d.event_id = $1 AND s.deleted_at IS NULL
-       ORDER BY d.subscription_id, d.delivery_id DESC`,
-      [eventId],
-    );
     const replayed: string[] = [];
-    for (const row of dead.rows) {
-      const latest = await tx.query<{ status: string }>(
-        "SELECT status FROM deliveries WHERE delivery_id = $1",
-        [row.delivery_id],
-      );
-      if (latest.rows[0]?.status !== "dlq") continue;
+    for (const row of await deadEndsOfEvent(tx, eventId)) {
       const sub = await lockVisibleSubscription(tx, actor, row.subscription_id);
       await queueReplays(tx, sub, [row], actorName(actor));
       replayed.push(row.subscription_id);

@@ -811,7 +811,8 @@ async function runChunkUnguarded(
   let cut = false;
   for (const item of items) {
     if (control.killed()) return "abandoned";
-    if (processed > 0 && (control.stopping() || Date.now() >= deadline)) {
+    // Every chunk does at least one item (progress), unless the runner is stopping.
+    if (control.stopping() || (processed > 0 && Date.now() >= deadline)) {
       cut = true;
       break;
     }

@@ -102,13 +102,14 @@ export async function queueReplays(
   sub: SubscriptionRow,
   sources: readonly ReplaySource[],
   actor: string,
-): Promise<{ queued: number; paused: boolean }> {
-  if (sources.length === 0) return { queued: 0, paused: false };
+): Promise<{ queued: number; paused: boolean; deliveryIds: number[] }> {
+  if (sources.length === 0) return { queued: 0, paused: false, deliveryIds: [] };
   const positions = sources.map((_, i) => sub.next_position + i + 1);
-  await tx.query(
+  const inserted = await tx.query<{ delivery_id: number }>(
     `INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at, replay_of)
      SELECT $1, e, p, w, 1, 'pending', now(), src
-     FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[]) AS t(e, p, w, src)`,
+     FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[]) AS t(e, p, w, src)
+     RETURNING delivery_id`,
     [
       sub.subscription_id,
       sources.map((s) => s.event_id),
@@ -143,7 +144,40 @@ export async function queueReplays(
       }),
     ]);
   }
-  return { queued: sources.length, paused: pause };
+  return { queued: sources.length, paused: pause, deliveryIds: inserted.rows.map((r) => r.delivery_id) };
+}
+
+/** Marks DLQ rows replayed without queueing them (other rows of an event that one replay covers). */
+export async function markReplayed(
+  tx: Queryable,
+  subscriptionId: string,
+  deliveryIds: readonly number[],
+): Promise<void> {
+  if (deliveryIds.length === 0) return;
+  const r = await tx.query(
+    `UPDATE deliveries SET replayed_at = now()
+     WHERE delivery_id = ANY($1::bigint[]) AND status = 'dlq' AND replayed_at IS NULL`,
+    [deliveryIds],
+  );
+  await tx.query("UPDATE subscriptions SET dlq_count = dlq_count - $2 WHERE subscription_id = $1", [
+    subscriptionId,
+    r.rowCount,
+  ]);
+}
+
+/** Per subscription, the event's latest row when that row is in the DLQ (what "fix and replay" re-sends). */
+export async function deadEndsOfEvent(
+  tx: Queryable,
+  eventId: number,
+): Promise<Array<ReplaySource & { subscription_id: string }>> {
+  const r = await tx.query<ReplaySource & { subscription_id: string; status: string }>(
+    `SELECT DISTINCT ON (d.subscription_id) d.delivery_id, d.subscription_id, d.event_id, d.webhook_id, d.status
+     FROM deliveries d JOIN subscriptions s ON s.subscription_id = d.subscription_id
+     WHERE d.event_id = $1 AND s.deleted_at IS NULL
+     ORDER BY d.subscription_id, d.delivery_id DESC`,
+    [eventId],
+  );
+  return r.rows.filter((row) => row.status === "dlq");
 }
 
 export interface DlqFilter {

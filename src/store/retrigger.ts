@@ -37,8 +37,11 @@ export interface RetriggerJobRow {
   interrupted: boolean;
 }
 
-/** A runnable job nobody has taken up for this long after its next chunk fell due counts as interrupted. */
-const UNCLAIMED_INTERRUPTED = "interval '30 seconds'";
+/**
+ * A runnable job nobody has taken up for this long after its next chunk fell due counts as interrupted
+ * (longer than a few chunks of other jobs a busy runner may run first).
+ */
+const UNCLAIMED_INTERRUPTED = "interval '2 minutes'";
 
 const JOB_COLUMNS = `j.*,
   (j.status IN ('pending', 'running') AND (
