@@ -41,7 +41,6 @@ import {
   recordItem,
   recordJobError,
   reemittedByJob,
-  refreshStatistics,
   releaseJob,
   resolveAggregateIds,
   resolveEventIds,
@@ -51,6 +50,7 @@ import {
   selectWindow,
   setJobStatus,
 } from "../store/retrigger.ts";
+import { refreshStatistics } from "../store/statistics.ts";
 import { findSubscription } from "../store/subscriptions.ts";
 import type { NewAudit } from "../store/types.ts";
 import { type Actor, actorName, type ServiceContext, type ServiceHooks, tenantScope } from "./context.ts";
