@@ -1,0 +1,224 @@
+/** Child processes of one benchmark run: start, talk to (IPC), sample memory, stop. */
+import { fork, spawn } from "node:child_process";
+import { createWriteStream, readFileSync } from "node:fs";
+import net from "node:net";
+import { sleep } from "./util.mjs";
+
+const children = new Set();
+
+/** Every child still running is killed when the driver exits, however it exits. */
+process.on("exit", () => {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {}
+  }
+});
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Peak (VmHWM) and current (VmRSS) resident memory of a process, in MiB; null once it has gone. */
+export function memoryOf(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+    return { peakMiB: kb("VmHWM") / 1024, rssMiB: kb("VmRSS") / 1024 };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Samples VmRSS of the given processes every `everyMs` and keeps each one's peak (VmHWM read at stop()
+ * as well, so short peaks between samples are not missed).
+ */
+export function memorySampler(procs, everyMs = 250) {
+  const peaks = new Map(procs.map((p) => [p.role, 0]));
+  const sample = () => {
+    for (const p of procs) {
+      const m = memoryOf(p.pid);
+      if (m) peaks.set(p.role, Math.max(peaks.get(p.role) ?? 0, m.rssMiB, m.peakMiB));
+    }
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return Object.fromEntries([...peaks].map(([role, mib]) => [role, Math.round(mib)]));
+    },
+  };
+}
+
+function track(child, name, logFile) {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  if (logFile) {
+    const out = createWriteStream(logFile, { flags: "a" });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+  }
+  child.benchName = name;
+  return child;
+}
+
+/** A bench worker module (receiver, ceiling, queue workers) with an IPC channel and a request/answer helper. */
+export function forkWorker(modulePath, { name, args = [], env = {}, logFile, execArgv = [] }) {
+  const child = track(
+    fork(modulePath, args, {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+      execArgv,
+    }),
+    name,
+    logFile,
+  );
+  let nextId = 1;
+  const pending = new Map();
+  const listeners = new Set();
+  child.on("message", (m) => {
+    if (m && m.re !== undefined && pending.has(m.re)) {
+      const { resolve, reject } = pending.get(m.re);
+      pending.delete(m.re);
+      if (m.error) reject(new Error(`${name}: ${m.error}`));
+      else resolve(m);
+      return;
+    }
+    for (const l of listeners) l(m);
+  });
+  child.once("exit", (code, signal) => {
+    for (const { reject } of pending.values()) reject(new Error(`${name} exited (${code ?? signal})`));
+    pending.clear();
+  });
+  return {
+    name,
+    child,
+    pid: child.pid,
+    /** Sends a command and resolves with the child's answer (bounded by timeoutMs). */
+    call(cmd, body = {}, timeoutMs = 120_000) {
+      return new Promise((resolve, reject) => {
+        const id = nextId++;
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`${name}: no answer to ${cmd} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        pending.set(id, {
+          resolve: (v) => {
+            clearTimeout(timer);
+            resolve(v);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
+        child.send({ id, cmd, ...body });
+      });
+    },
+    /** Sends without waiting for an answer; resolves once the message is handed to the channel. */
+    send(cmd, body = {}) {
+      return new Promise((resolve, reject) =>
+        child.send({ cmd, ...body }, (err) => (err ? reject(err) : resolve())),
+      );
+    },
+    onEvent(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    /** Waits for an unsolicited message matching `pred`. */
+    waitEvent(pred, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off();
+          reject(new Error(`${name}: no matching event within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const off = this.onEvent((m) => {
+          if (pred(m)) {
+            clearTimeout(timer);
+            off();
+            resolve(m);
+          }
+        });
+      });
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+/** A plain child process (Herald), output to a log file. */
+export function spawnProcess(command, args, { name, env = {}, logFile, cwd }) {
+  return track(
+    spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }),
+    name,
+    logFile,
+  );
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export async function stopChild(child, graceMs = 10_000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Resolves when `url` answers 2xx, or throws after `timeoutMs` (or when `child` exits first). */
+export async function waitHttpReady(url, { timeoutMs = 30_000, child } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error(
+        `${child.benchName ?? "process"} exited (${child.exitCode ?? child.signalCode}) before ${url} answered`,
+      );
+    }
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {}
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+/** Resolves when a line of the child's output matches `re`, or throws after `timeoutMs` / on exit. */
+export function waitOutput(child, re, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const onData = (d) => {
+      buf += d.toString();
+      if (re.test(buf)) done(null);
+      if (buf.length > 1_000_000) buf = buf.slice(-100_000);
+    };
+    const onExit = (code, signal) =>
+      done(new Error(`${child.benchName} exited (${code ?? signal}): ${buf.slice(-2000)}`));
+    const timer = setTimeout(
+      () => done(new Error(`${child.benchName}: no ${re} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    function done(err) {
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      child.stderr?.off("data", onData);
+      child.off("exit", onExit);
+      if (err) reject(err);
+      else resolve();
+    }
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", onExit);
+  });
+}

@@ -1,0 +1,363 @@
+/** Turns the (median) results into the Markdown tables of RESULTS.md. */
+
+import { SYSTEMS } from "./systems.mjs";
+import { median } from "./util.mjs";
+
+/** Field-by-field median of several results of the same shape (numbers; nested objects recursively). */
+export function medianOf(results) {
+  const ok = results.filter((r) => r && !r.error);
+  if (ok.length === 0) return results[0] ?? null;
+  const merge = (objs) => {
+    const out = {};
+    for (const k of Object.keys(objs[0])) {
+      const vals = objs.map((o) => o?.[k]);
+      if (vals.every((v) => typeof v === "number" || v === null || v === undefined)) {
+        out[k] = vals.some((v) => typeof v === "number") ? median(vals) : null;
+      } else if (vals.every((v) => typeof v === "boolean")) {
+        out[k] = vals.some(Boolean);
+      } else if (vals.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
+        out[k] = merge(vals);
+      } else {
+        out[k] = vals[0];
+      }
+    }
+    return out;
+  };
+  return { ...merge(ok), runs: ok.length };
+}
+
+const fmt = (x, digits = 0) =>
+  x === null || x === undefined || Number.isNaN(x)
+    ? "–"
+    : Number(x).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ratio = (a, b) => (a && b ? a / b : null);
+const pct = (r) => (r === null ? "–" : `${fmt(r * 100)} %`);
+const times = (r) => (r === null ? "–" : `${fmt(r, 2)}×`);
+const label = (key) => SYSTEMS[key]?.label ?? key;
+const rss = (peaks) =>
+  peaks
+    ? Object.entries(peaks)
+        .filter(([role]) => role !== "receiver")
+        .map(([role, mib]) => `${role} ${fmt(mib)}`)
+        .join(", ")
+    : "–";
+
+function table(head, rows) {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+/** Ratios and targets computed from one aggregated result set. */
+export function summarize(agg) {
+  const tp = agg.throughput ?? {};
+  const lat = agg.latency ?? {};
+  const bl = agg.backlog ?? {};
+  const per = (k) => tp[k]?.perSecond ?? null;
+  const best = Math.max(per("bullmq") ?? 0, per("pgboss") ?? 0) || null;
+  // Herald's roles on PostgreSQL, and the one-process embedded store apart (PGlite's WASM heap).
+  const heraldRss = [];
+  const embeddedRss = [];
+  for (const group of [tp, bl]) {
+    for (const [key, r] of Object.entries(group)) {
+      if (!key.startsWith("herald") || !r?.peakRssMiB) continue;
+      for (const [role, mib] of Object.entries(r.peakRssMiB)) {
+        if (role === "receiver") continue;
+        (key.startsWith("herald-embedded") ? embeddedRss : heraldRss).push(mib);
+      }
+    }
+  }
+  const backlogKeys = Object.keys(bl);
+  const sizes = [...new Set(backlogKeys.map((k) => Number(k.split("@")[1])))].sort((a, b) => a - b);
+  const small = sizes[0];
+  const large = sizes[sizes.length - 1];
+  const h200 = lat["herald@200"];
+  return {
+    heraldVsCeiling: ratio(per("herald"), per("ceiling")),
+    heraldVsBullmq: ratio(per("herald"), per("bullmq")),
+    heraldVsPgboss: ratio(per("herald"), per("pgboss")),
+    heraldVsBestQueue: ratio(per("herald"), best),
+    orderedVsUnordered: ratio(per("herald-ordered"), per("herald")),
+    embeddedVsCeiling: ratio(per("herald-embedded"), per("ceiling")),
+    // Events that never arrived make the p99 "longer than the wait": missed, whatever the rest.
+    p99At200: h200?.p99 ?? (h200?.missing ? Number.POSITIVE_INFINITY : null),
+    backlogSmall: small,
+    backlogLarge: large,
+    backlogRatio:
+      sizes.length > 1 ? ratio(bl[`herald@${large}`]?.perSecond, bl[`herald@${small}`]?.perSecond) : null,
+    backlogRatioFirst1k:
+      sizes.length > 1
+        ? ratio(bl[`herald@${large}`]?.first1kPerSecond, bl[`herald@${small}`]?.first1kPerSecond)
+        : null,
+    heraldPeakRssMiB: heraldRss.length ? Math.max(...heraldRss) : null,
+    embeddedPeakRssMiB: embeddedRss.length ? Math.max(...embeddedRss) : null,
+  };
+}
+
+export function renderMarkdown({ agg, meta, summary }) {
+  const out = [];
+  const s = summary;
+  const met = (ok) => (ok === null ? "not measured" : ok ? "**met**" : "**missed**");
+  const tp = agg.throughput ?? {};
+  const lat = agg.latency ?? {};
+  const bl = agg.backlog ?? {};
+  const fo = agg.fanout ?? {};
+
+  out.push("## Targets (issue 9)", "");
+  out.push(
+    table(
+      ["target", "measured", "result"],
+      [
+        [
+          "Herald unordered throughput ≥ 50 % of the ceiling",
+          pct(s.heraldVsCeiling),
+          met(s.heraldVsCeiling === null ? null : s.heraldVsCeiling >= 0.5),
+        ],
+        [
+          "… and ≥ 2× the better of BullMQ and pg-boss",
+          times(s.heraldVsBestQueue),
+          met(s.heraldVsBestQueue === null ? null : s.heraldVsBestQueue >= 2),
+        ],
+        [
+          "p99 accepted → received ≤ 25 ms at 200 events/s (push drain on)",
+          s.p99At200 === null
+            ? "–"
+            : s.p99At200 === Number.POSITIVE_INFINITY
+              ? "longer than the wait (events missing)"
+              : `${fmt(s.p99At200, 1)} ms`,
+          met(s.p99At200 === null ? null : s.p99At200 <= 25),
+        ],
+        [
+          `backlog ${fmt(s.backlogLarge)} drain ≥ 90 % of backlog ${fmt(s.backlogSmall)}`,
+          `${pct(s.backlogRatio)} (first 1,000 only: ${pct(s.backlogRatioFirst1k)})`,
+          met(s.backlogRatio === null ? null : s.backlogRatio >= 0.9),
+        ],
+        [
+          "Herald's RSS < 256 MB throughout (api and dispatcher processes, throughput and backlog)",
+          s.heraldPeakRssMiB === null ? "–" : `${fmt(s.heraldPeakRssMiB)} MiB peak`,
+          met(s.heraldPeakRssMiB === null ? null : s.heraldPeakRssMiB < 256),
+        ],
+        ...(s.embeddedPeakRssMiB === null
+          ? []
+          : [
+              [
+                "… the embedded store's one process (`herald start`, PGlite), throughput",
+                `${fmt(s.embeddedPeakRssMiB)} MiB peak`,
+                met(s.embeddedPeakRssMiB < 256),
+              ],
+            ]),
+        [
+          "ordered across 1,000 subscriptions ≥ 50 % of unordered",
+          pct(s.orderedVsUnordered),
+          met(s.orderedVsUnordered === null ? null : s.orderedVsUnordered >= 0.5),
+        ],
+      ],
+    ),
+    "",
+  );
+
+  const ratioRows = [];
+  const tpRatio = (a, b, what) => {
+    const r = ratio(tp[a]?.perSecond, tp[b]?.perSecond);
+    if (r !== null) ratioRows.push([what, times(r)]);
+  };
+  tpRatio("herald", "ceiling", "throughput: Herald unordered ÷ ceiling");
+  tpRatio("herald", "bullmq", "throughput: Herald unordered ÷ BullMQ");
+  tpRatio("herald", "pgboss", "throughput: Herald unordered ÷ pg-boss");
+  tpRatio("herald-ordered", "herald", "throughput: Herald ordered (1,000 subscriptions) ÷ Herald unordered");
+  tpRatio("herald-embedded", "herald", "throughput: Herald embedded ÷ Herald on PostgreSQL");
+  for (const rate of meta.options.rates ?? []) {
+    const h = lat[`herald@${rate}`]?.p99;
+    for (const other of ["bullmq", "pgboss", "herald-nopush"]) {
+      const o = lat[`${other}@${rate}`]?.p99;
+      if (h && o) ratioRows.push([`latency p99 at ${rate}/s: Herald ÷ ${label(other)}`, times(h / o)]);
+    }
+  }
+  const fh = fo.herald?.lastP50;
+  for (const other of ["ceiling", "bullmq", "pgboss"]) {
+    const o = fo[other]?.lastP50;
+    if (fh && o) ratioRows.push([`fan-out, time to all 100: Herald ÷ ${label(other)}`, times(fh / o)]);
+  }
+  if (ratioRows.length) {
+    out.push("## Ratios (same run; for throughput above 1 is better for Herald, for times below 1)", "");
+    out.push(table(["ratio", "value"], ratioRows), "");
+  }
+
+  if (Object.keys(tp).length) {
+    const ceil = tp.ceiling?.perSecond;
+    const herald = tp.herald?.perSecond;
+    out.push(`## (a) Throughput — ${fmt(meta.options.n)} deliveries, 64 POSTs in flight`, "");
+    out.push(
+      table(
+        [
+          "system",
+          "delivered",
+          "seconds",
+          "deliveries/s",
+          "of ceiling",
+          "Herald unordered ÷ this",
+          "ingest s",
+          "peak RSS MiB (d)",
+          "notes",
+        ],
+        Object.entries(tp).map(([key, r]) =>
+          r.error
+            ? [label(key), "–", "–", "–", "–", "–", "–", "–", `failed: ${r.error}`]
+            : [
+                label(key),
+                fmt(r.delivered),
+                fmt(r.seconds, 1),
+                `**${fmt(r.perSecond)}**`,
+                pct(ratio(r.perSecond, ceil)),
+                key === "herald" ? "1.00×" : times(ratio(herald, r.perSecond)),
+                fmt(r.ingestSeconds, 1),
+                rss(r.peakRssMiB),
+                notes(r),
+              ],
+        ),
+      ),
+      "",
+    );
+  }
+
+  if (Object.keys(lat).length) {
+    out.push(
+      `## (b) Latency — fixed rate for ${fmt(meta.options.latencySeconds)} s, event accepted → received (ms)`,
+      "",
+    );
+    out.push(
+      table(
+        [
+          "system",
+          "rate/s",
+          "accepted",
+          "received",
+          "p50",
+          "p95",
+          "p99",
+          "max",
+          "p99 from send",
+          "ack p50",
+          "notes",
+        ],
+        Object.entries(lat).map(([key, r]) => {
+          const [sys] = key.split("@");
+          return r.error
+            ? [label(sys), key.split("@")[1], "–", "–", "–", "–", "–", "–", "–", "–", `failed: ${r.error}`]
+            : [
+                label(sys),
+                fmt(r.rate),
+                fmt(r.accepted),
+                fmt(r.delivered),
+                ms(r.p50, r),
+                ms(r.p95, r),
+                `**${ms(r.p99, r)}**`,
+                ms(r.max, r),
+                ms(r.fromSend?.p99, r),
+                fmt(r.ackMs?.p50, 1),
+                notes(r),
+              ];
+        }),
+      ),
+      "",
+    );
+  }
+
+  if (Object.keys(bl).length) {
+    out.push(
+      "## (c) Backlog — drain rate with N deliveries already pending (consumer started after the fill)",
+      "",
+    );
+    const small = s.backlogSmall;
+    out.push(
+      table(
+        [
+          "system",
+          "pending",
+          "fill s (rows/s)",
+          "measured over",
+          "deliveries/s",
+          "first 1,000 /s",
+          `÷ ${fmt(small)}-backlog`,
+          "peak RSS MiB (d)",
+          "notes",
+        ],
+        Object.entries(bl).map(([key, r]) => {
+          const [sys, size] = key.split("@");
+          const base = bl[`${sys}@${small}`]?.perSecond;
+          return r.error
+            ? [label(sys), fmt(Number(size)), "–", "–", "–", "–", "–", "–", `failed: ${r.error}`]
+            : [
+                label(sys),
+                fmt(r.pending),
+                `${fmt(r.insertSeconds, 1)} (${fmt(r.insertPerSecond)})`,
+                `${fmt(r.delivered)} in ${fmt(r.drainSeconds, 1)} s`,
+                `**${fmt(r.perSecond)}**`,
+                fmt(r.first1kPerSecond),
+                Number(size) === small ? "1.00" : fmt(ratio(r.perSecond, base), 2),
+                rss(r.peakRssMiB),
+                notes(r),
+              ];
+        }),
+      ),
+      "",
+    );
+  }
+
+  if (Object.keys(fo).length) {
+    out.push(
+      `## (e) Fan-out — one event to 100 subscriptions, ${fmt(meta.options.fanoutEvents)} events in sequence`,
+      "",
+    );
+    out.push(
+      table(
+        [
+          "system",
+          "accepted → first (p50 ms)",
+          "accepted → all 100 (p50 ms)",
+          "p95",
+          "max",
+          "deliveries/s within one fan-out",
+          "notes",
+        ],
+        Object.entries(fo).map(([key, r]) =>
+          r.error
+            ? [label(key), "–", "–", "–", "–", "–", `failed: ${r.error}`]
+            : [
+                label(key),
+                fmt(r.firstP50, 1),
+                `**${fmt(r.lastP50, 1)}**`,
+                fmt(r.lastP95, 1),
+                fmt(r.lastMax, 1),
+                fmt(r.perSecond),
+                notes(r),
+              ],
+        ),
+      ),
+      "",
+    );
+  }
+  return out.join("\n");
+}
+
+/** A latency percentile; null with events missing means "longer than the wait" (they never arrived). */
+function ms(x, r) {
+  if ((x === null || x === undefined) && r.missing) return `> ${fmt((r.seconds + r.waitedSeconds) * 1000)}`;
+  return fmt(x, 1);
+}
+
+function notes(r) {
+  const n = [];
+  if (r.capped) n.push("stopped at the time cap");
+  if (r.duplicates) n.push(`${fmt(r.duplicates)} duplicates`);
+  if (r.orderViolations) n.push(`${fmt(r.orderViolations)} out of order`);
+  if (r.orderViolations === 0) n.push("order checked: 0 out of order");
+  if (r.missing) n.push(`${fmt(r.missing)} not received within ${fmt(r.waitedSeconds)} s after the window`);
+  if (r.refused) n.push(`${fmt(r.refused)} refused`);
+  if (r.skipped) n.push(`${fmt(r.skipped)} not sent (driver backlog)`);
+  if (r.incomplete) n.push(`${fmt(r.incomplete)} incomplete`);
+  if (r.runs > 1) n.push(`median of ${r.runs}`);
+  return n.join("; ");
+}
