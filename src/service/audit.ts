@@ -1,6 +1,7 @@
 import { listAudit } from "../store/audit.ts";
 import type { AuditRow } from "../store/types.ts";
 import { type Actor, type ServiceContext, tenantScope } from "./context.ts";
+import { toPage } from "./page.ts";
 
 /** Audit rows the actor may see, newest first, cursor-paged by audit_id. */
 export async function listAuditRows(
@@ -20,6 +21,5 @@ export async function listAuditRows(
     before: f.before,
     limit: f.limit + 1,
   });
-  const page = rows.slice(0, f.limit);
-  return { items: page, next_cursor: rows.length > f.limit ? (page.at(-1)?.audit_id ?? null) : null };
+  return toPage(rows, f.limit, (r) => r.audit_id);
 }

@@ -1,6 +1,7 @@
 import type { ErrorKind } from "../domain/error-kind.ts";
 import { type ErrorLogRow, type LastOutcome, lastOutcomes, listErrorRows } from "../store/error-log.ts";
 import { type Actor, type ServiceContext, tenantScope } from "./context.ts";
+import { toPage } from "./page.ts";
 
 export interface ErrorLogQuery {
   subscription_id?: string | undefined;
@@ -25,8 +26,7 @@ export async function listErrorLog(
     before: f.before,
     limit: f.limit + 1,
   });
-  const page = rows.slice(0, f.limit);
-  return { items: page, next_cursor: rows.length > f.limit ? (page.at(-1)?.delivery_id ?? null) : null };
+  return toPage(rows, f.limit, (r) => r.delivery_id);
 }
 
 /** How many of a subscription's latest rows are searched for its last delivered event. */

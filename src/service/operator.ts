@@ -23,6 +23,7 @@ import {
 import { findSubscription } from "../store/subscriptions.ts";
 import type { DeliveryRow, EventRow } from "../store/types.ts";
 import { type Actor, actorName, type ServiceContext, tenantScope } from "./context.ts";
+import { toPage } from "./page.ts";
 import { lockVisibleSubscription } from "./subscriptions.ts";
 
 export interface HeadView {
@@ -312,6 +313,5 @@ export async function listDeliveryRows(
   f: Omit<DeliveryFilter, "tenantId">,
 ): Promise<{ items: DeliveryRow[]; next_cursor: number | null }> {
   const rows = await listDeliveries(ctx.db, { ...f, tenantId: tenantScope(actor), limit: f.limit + 1 });
-  const page = rows.slice(0, f.limit);
-  return { items: page, next_cursor: rows.length > f.limit ? (page.at(-1)?.delivery_id ?? null) : null };
+  return toPage(rows, f.limit, (r) => r.delivery_id);
 }

@@ -55,6 +55,7 @@ import { findSubscription } from "../store/subscriptions.ts";
 import type { NewAudit } from "../store/types.ts";
 import { type Actor, actorName, type ServiceContext, type ServiceHooks, tenantScope } from "./context.ts";
 import { acceptInTransaction } from "./events.ts";
+import { toPage } from "./page.ts";
 
 // ---- Views ------------------------------------------------------------------------------------------
 
@@ -602,11 +603,8 @@ export async function listRetriggers(
     before: opts.before,
     limit: opts.limit + 1,
   });
-  const page = rows.slice(0, opts.limit);
-  return {
-    items: page.map(viewJob),
-    next_cursor: rows.length > opts.limit ? (page.at(-1)?.job_id ?? null) : null,
-  };
+  const page = toPage(rows, opts.limit, (r) => r.job_id);
+  return { items: page.items.map(viewJob), next_cursor: page.next_cursor };
 }
 
 export async function listRetriggerItems(
@@ -621,11 +619,8 @@ export async function listRetriggerItems(
     after: opts.after,
     limit: opts.limit + 1,
   });
-  const page = rows.slice(0, opts.limit);
-  return {
-    items: page.map(viewItem),
-    next_cursor: rows.length > opts.limit ? (page.at(-1)?.ordinal ?? null) : null,
-  };
+  const page = toPage(rows, opts.limit, (r) => r.ordinal);
+  return { items: page.items.map(viewItem), next_cursor: page.next_cursor };
 }
 
 const leaseState = (j: RetriggerJobRow) => ({

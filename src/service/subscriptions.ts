@@ -22,6 +22,7 @@ import {
   tenantScope,
 } from "./context.ts";
 import { diff } from "./diff.ts";
+import { toPage } from "./page.ts";
 
 /** What the API shows of a subscription: never its secrets. */
 export interface SubscriptionView {
@@ -236,11 +237,8 @@ export async function listSubscriptionViews(
     after: opts.after,
     limit: opts.limit + 1,
   });
-  const page = rows.slice(0, opts.limit);
-  return {
-    items: page.map(viewSubscription),
-    next_cursor: rows.length > opts.limit ? (page.at(-1)?.subscription_id ?? null) : null,
-  };
+  const page = toPage(rows, opts.limit, (r) => r.subscription_id);
+  return { items: page.items.map(viewSubscription), next_cursor: page.next_cursor };
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { type ServiceContext, tenantScope } from "../../service/context.ts";
+import { listAuditRows } from "../../service/audit.ts";
+import type { ServiceContext } from "../../service/context.ts";
 import { createTenantToken } from "../../service/tokens.ts";
-import { listAudit } from "../../store/audit.ts";
 import { AuditEntry, errorResponses } from "../schemas.ts";
 import { viewAudit } from "../views.ts";
 
@@ -63,19 +63,13 @@ export function auditRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         },
       },
       async (req) => {
-        const limit = req.query.limit ?? 100;
-        const rows = await listAudit(ctx.db, {
-          tenantId: tenantScope(req.actor),
-          subscriptionId: req.query.subscription_id,
-          jobId: req.query.job_id,
+        const page = await listAuditRows(ctx, req.actor, {
+          subscription_id: req.query.subscription_id,
+          job_id: req.query.job_id,
           before: req.query.cursor,
-          limit: limit + 1,
+          limit: req.query.limit ?? 100,
         });
-        const page = rows.slice(0, limit);
-        return {
-          items: page.map(viewAudit),
-          next_cursor: rows.length > limit ? (page.at(-1)?.audit_id ?? null) : null,
-        };
+        return { items: page.items.map(viewAudit), next_cursor: page.next_cursor };
       },
     );
   };
