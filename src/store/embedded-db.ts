@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { PGlite, types } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import type { Db, Queryable, QueryResult } from "./db.ts";
 
 interface PgliteLike {
@@ -68,11 +68,15 @@ function claimDataDir(dir: string): () => void {
 /**
  * PGlite, one session. `dataDir` null keeps everything in memory (tests). Statements from concurrent
  * callers are serialised by PGlite itself; a transaction holds the session until it ends.
+ *
+ * PGlite is imported here, when the embedded store is opened, not at the top of the module: loading it
+ * costs about 40 MiB, which a process on PostgreSQL (DATABASE_URL set) must not pay (docs/decisions.md).
  */
 export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
   const unclaim = dataDir ? claimDataDir(dataDir) : () => {};
   let pglite: PGlite;
   try {
+    const { PGlite, types } = await import("@electric-sql/pglite");
     const parsers = { [types.INT8]: (v: string) => Number(v), [types.NUMERIC]: (v: string) => Number(v) };
     pglite = dataDir
       ? await PGlite.create(path.join(dataDir, "pgdata"), { parsers })
