@@ -20,6 +20,8 @@ export interface Settings {
   allowPrivateTargets: boolean;
   pushDrain: boolean;
   drainLockTtlMs: number;
+  /** Wait for the WAL flush when committing claims and results (events are always flushed). */
+  dispatchSyncCommit: boolean;
   schedulerIntervalMs: number;
   controlRefreshMs: number;
   retryScheduleMs: number[];
@@ -133,6 +135,7 @@ export function loadSettings(env: Env = process.env): Settings {
     allowPrivateTargets: r.bool("HERALD_ALLOW_PRIVATE_TARGETS", false),
     pushDrain: r.bool("HERALD_PUSH_DRAIN", true),
     drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
+    dispatchSyncCommit: r.bool("HERALD_DISPATCH_SYNC_COMMIT", false),
     schedulerIntervalMs: r.int("HERALD_SCHEDULER_INTERVAL_MS", 10000, 10, 3_600_000),
     controlRefreshMs: r.int("HERALD_CONTROL_REFRESH_MS", 60000, 100, 3_600_000),
     retryScheduleMs: r.retrySchedule(),

@@ -50,6 +50,8 @@ export class Dispatcher {
   private running = false;
   private loop: Promise<void> | null = null;
   private stopping = false;
+  /** Where the next claim starts its walk over subscriptions with work (round-robin by id). */
+  private cursor: string | null = null;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.owner = opts.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -130,10 +132,13 @@ export class Dispatcher {
           owner: this.owner,
           leaseMs: settings.leaseMs,
           limit: Math.min(capacity, MAX_CLAIM_BATCH),
+          syncCommit: settings.dispatchSyncCommit,
           allowance: (id) => this.allowance(id),
+          after: this.cursor,
           ...(this.opts.exclude ? { exclude: this.opts.exclude } : {}),
         });
         errors = 0;
+        if (claim.cursor !== null) this.cursor = claim.cursor;
         // Rows claimed while stop() began are still sent (the lease is ours); stop() waits for them.
         for (const d of claim.deliveries) this.launch(d);
         if (claim.deliveries.length > 0) {
@@ -201,7 +206,9 @@ export class Dispatcher {
       const batch = this.results;
       this.results = [];
       try {
-        const summary = await recordResults(this.opts.db, this.owner, batch);
+        const summary = await recordResults(this.opts.db, this.owner, batch, {
+          syncCommit: this.opts.settings.dispatchSyncCommit,
+        });
         if (summary.stale > 0) {
           metrics.staleResults.inc(summary.stale);
           log.warn({ stale: summary.stale }, "results arrived after their lease was taken back; ignored");
@@ -209,6 +216,9 @@ export class Dispatcher {
         if (summary.paused.length > 0) this.opts.onPaused?.(summary.paused);
         this.settle(batch.map((r) => r.delivery_id));
         attempt = 0;
+        // Slots are free and ordered queues may have a new head: look for work now, not only once the
+        // buffer is empty (under a steady stream of results it seldom is).
+        this.wakeup.wake();
       } catch (err) {
         this.results = batch.concat(this.results);
         if (this.stopping && attempt >= 3) {

@@ -65,6 +65,8 @@ export class Scheduler {
         maxAttempts: maxAttempts(settings.retryScheduleMs),
         detail: workerLost().detail,
         limit: LEASE_BATCH,
+        // Rare and not on the hot path: settle with the WAL flushed.
+        syncCommit: true,
       });
       if (r.settled > 0) {
         metrics.leasesExpired.inc(r.settled);

@@ -1,6 +1,6 @@
 import { HeraldError, notFound } from "../errors.ts";
 import { webhookIdFor } from "../ids.ts";
-import { ceilingPauseAudit, insertAudit } from "../store/audit.ts";
+import { ceilingPauseAudit } from "../store/audit.ts";
 import type { Queryable } from "../store/db.ts";
 import {
   deliveriesOfEvent,
@@ -12,12 +12,12 @@ import {
 import {
   type CounterUpdate,
   type FanOutTarget,
-  insertPendingDeliveries,
   lockFanOutTargets,
   type NewDelivery,
-  writeFanOutCounters,
+  writeFanOut,
 } from "../store/fan-out.ts";
 import type { DeliveryRow, EventRow, NewAudit } from "../store/types.ts";
+import { AcceptGroup } from "./accept-group.ts";
 import { type Actor, type ServiceContext, tenantScope } from "./context.ts";
 
 export interface EventInput {
@@ -50,6 +50,23 @@ export function normaliseEvent(actor: Actor, input: EventInput, maxBodyBytes: nu
   if (tenantId === undefined || tenantId === "") {
     throw new HeraldError("invalid_field", `${field}tenant_id is required with the admin token`);
   }
+  for (const [name, value] of [
+    ["tenant_id", tenantId],
+    ["event_type", input.event_type],
+    ["aggregate_id", input.aggregate_id],
+    ["idempotency_key", input.idempotency_key],
+    ["source_txn_id", input.source_txn_id],
+  ] as const) {
+    if (typeof value === "string" && value.includes("\u0000")) {
+      throw new HeraldError("invalid_field", `${field}${name} must not contain the NUL character (\\u0000)`);
+    }
+  }
+  if (containsNul(input.payload)) {
+    throw new HeraldError(
+      "invalid_field",
+      `${field}payload must not contain the NUL character (\\u0000) in any string or key: PostgreSQL's jsonb cannot store it`,
+    );
+  }
   const size = Buffer.byteLength(JSON.stringify(input.payload ?? null));
   if (size > maxBodyBytes) {
     throw new HeraldError(
@@ -73,6 +90,25 @@ export function normaliseEvent(actor: Actor, input: EventInput, maxBodyBytes: nu
     idempotency_key: input.idempotency_key ?? null,
     source_txn_id: input.source_txn_id ?? null,
   };
+}
+
+/** True when a string or key anywhere in a JSON value holds U+0000 (iterative: no recursion limit). */
+function containsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) return true;
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+    } else if (v !== null && typeof v === "object") {
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes("\u0000")) return true;
+        stack.push(x);
+      }
+    }
+  }
+  return false;
 }
 
 function matches(target: FanOutTarget, e: NewEvent): boolean {
@@ -157,9 +193,7 @@ export async function acceptInTransaction(
       });
     }
   }
-  await insertPendingDeliveries(tx, deliveries);
-  await writeFanOutCounters(tx, [...touched.values()]);
-  await insertAudit(tx, audits);
+  await writeFanOut(tx, deliveries, [...touched.values()], audits);
   return {
     accepted,
     queuedFor: [...touched.keys()],
@@ -167,7 +201,10 @@ export async function acceptInTransaction(
   };
 }
 
-/** Accepts events (one or a batch) in one transaction; duplicates by idempotency key fan out nothing. */
+/**
+ * Accepts events (one or a batch) in one transaction, shared with other requests arriving at the same
+ * time (group commit); duplicates by idempotency key fan out nothing.
+ */
 export async function acceptEvents(
   ctx: ServiceContext,
   actor: Actor,
@@ -177,10 +214,26 @@ export async function acceptEvents(
   const events = inputs.map((e, i) =>
     normaliseEvent(actor, e, ctx.settings.maxBodyBytes, batch ? `events[${i}].` : ""),
   );
-  const { accepted, queuedFor, paused } = await ctx.db.transaction((tx) => acceptInTransaction(tx, events));
-  if (queuedFor.length > 0) ctx.hooks.queued(queuedFor);
-  for (const id of paused) ctx.hooks.subscriptionChanged(id, "paused");
-  return accepted;
+  return acceptGroupOf(ctx).submit(events);
+}
+
+const groups = new WeakMap<ServiceContext, AcceptGroup<AcceptedEvent>>();
+
+/** The process's group commit for accepting events (src/service/accept-group.ts), one per context. */
+function acceptGroupOf(ctx: ServiceContext): AcceptGroup<AcceptedEvent> {
+  let group = groups.get(ctx);
+  if (!group) {
+    group = new AcceptGroup(
+      ctx.db,
+      (tx, events) => acceptInTransaction(tx, events),
+      (queuedFor, paused) => {
+        if (queuedFor.length > 0) ctx.hooks.queued(queuedFor);
+        for (const id of paused) ctx.hooks.subscriptionChanged(id, "paused");
+      },
+    );
+    groups.set(ctx, group);
+  }
+  return group;
 }
 
 export async function getEvent(

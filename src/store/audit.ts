@@ -6,17 +6,22 @@ export async function insertAudit(q: Queryable, rows: readonly NewAudit[]): Prom
   await q.query(
     `INSERT INTO audit_log (actor, action, tenant_id, subscription_id, job_id, reason, before, after)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::jsonb[], $8::jsonb[])`,
-    [
-      rows.map((r) => r.actor),
-      rows.map((r) => r.action),
-      rows.map((r) => r.tenant_id ?? null),
-      rows.map((r) => r.subscription_id ?? null),
-      rows.map((r) => r.job_id ?? null),
-      rows.map((r) => r.reason ?? null),
-      rows.map((r) => (r.before === undefined ? null : JSON.stringify(r.before))),
-      rows.map((r) => (r.after === undefined ? null : JSON.stringify(r.after))),
-    ],
+    auditColumns(rows),
   );
+}
+
+/** Audit rows as the eight column arrays of `unnest` (actor … after), for inserts in one statement. */
+export function auditColumns(rows: readonly NewAudit[]): unknown[][] {
+  return [
+    rows.map((r) => r.actor),
+    rows.map((r) => r.action),
+    rows.map((r) => r.tenant_id ?? null),
+    rows.map((r) => r.subscription_id ?? null),
+    rows.map((r) => r.job_id ?? null),
+    rows.map((r) => r.reason ?? null),
+    rows.map((r) => (r.before === undefined ? null : JSON.stringify(r.before))),
+    rows.map((r) => (r.after === undefined ? null : JSON.stringify(r.after))),
+  ];
 }
 
 export interface AuditFilter {
@@ -42,6 +47,12 @@ export async function listAudit(q: Queryable, f: AuditFilter): Promise<AuditRow[
   return res.rows;
 }
 
+/** What an automatic pause's audit reason says, before "(count of ceiling)". */
+export const CEILING_PAUSE_TEXT = {
+  pending_ceiling: "pending deliveries reached the pending ceiling",
+  dlq_ceiling: "DLQ deliveries reached the DLQ ceiling",
+} as const;
+
 /** The audit row of an automatic pause by a ceiling (actor `system`). */
 export function ceilingPauseAudit(a: {
   tenant_id: string;
@@ -51,10 +62,7 @@ export function ceilingPauseAudit(a: {
   ceiling: number;
   cause?: string;
 }): NewAudit {
-  const what =
-    a.reason === "pending_ceiling"
-      ? "pending deliveries reached the pending ceiling"
-      : "DLQ deliveries reached the DLQ ceiling";
+  const what = CEILING_PAUSE_TEXT[a.reason];
   const countField = a.reason === "pending_ceiling" ? "pending_count" : "dlq_count";
   return {
     actor: "system",

@@ -24,6 +24,8 @@ export interface ClaimResult {
   examined: number;
   /** True when every subscription with work was looked at (fewer than the limit were found). */
   exhausted: boolean;
+  /** The last subscription looked at: the `after` of the next claim, so the walk goes round. */
+  cursor: string | null;
 }
 
 export interface ClaimOptions {
@@ -38,134 +40,184 @@ export interface ClaimOptions {
    * slots minus what it already has in flight here); default no limit beyond `limit`.
    */
   allowance?: (subscriptionId: string) => number;
-  /** Most subscriptions to look at in this call (round-robin by last claim). */
+  /** Most subscriptions to look at in this call. */
   subscriptionLimit?: number;
+  /** Start the walk over subscriptions with work after this id (round-robin; the last call's cursor). */
+  after?: string | null;
   /** Only these subscriptions (a push drain); default all with work. */
   subscriptionIds?: readonly string[];
   /**
-   * Of the locked candidate subscriptions, which to leave alone this time (e.g. those a push drain
-   * holds). An error here is ignored: correctness never rests on it.
+   * Of the candidate subscriptions, which to leave alone this time (e.g. those a push drain holds). An
+   * error here is ignored: correctness never rests on it.
    */
   exclude?: (subscriptionIds: readonly string[]) => Promise<ReadonlySet<string>>;
+  /** Wait for the WAL flush at commit (HERALD_DISPATCH_SYNC_COMMIT); default no (docs/delivery.md). */
+  syncCommit?: boolean;
 }
 
 /**
- * Claims due deliveries and marks them in_flight with a lease, in one transaction.
- *
- * 1. Lock live, active subscriptions that have queued work (`FOR UPDATE SKIP LOCKED`: two dispatchers
- *    never evaluate the same subscription at once; the least recently served come first).
- * 2. With a fresh snapshot taken after those locks, pick per subscription:
- *    ordered — its head (lowest position among pending + in_flight), only if it is pending and due,
- *    so nothing is claimed while the head is in flight or in back-off;
- *    unordered — due pending rows by position, up to max_in_flight minus what is in flight.
- * 3. Flip the picked rows to in_flight, conditional on their still being pending.
- *
- * The order guarantee therefore rests on the database, not on any lock held in memory or in Redis.
+ * The `synchronous_commit` of a claim or record statement's own transaction. Off by default: a claim or
+ * a result lost to a PostgreSQL crash (its last ~0.6 s) means the delivery is sent again with the same
+ * webhook-id, which at-least-once allows; an accepted event is never committed this way.
+ */
+export function synchronousCommit(sync: boolean | undefined): "on" | "off" {
+  return sync === true ? "on" : "off";
+}
+
+/** Advisory-lock key space of claims (two-key form: this, hashtext(subscription_id)). */
+const CLAIM_LOCK_SPACE = 0x48524c44;
+
+/**
+ * Live, active subscriptions with queued work, in id order starting after `after` and wrapping round.
+ * Reads the partial index `subscriptions_with_work`; locks and writes nothing.
+ */
+const WITH_WORK_SQL = `
+  (SELECT subscription_id FROM subscriptions
+   WHERE deleted_at IS NULL AND status = 'active' AND pending_count > 0 AND subscription_id > COALESCE($1, '')
+   ORDER BY subscription_id LIMIT $2)
+  UNION ALL
+  (SELECT subscription_id FROM subscriptions
+   WHERE deleted_at IS NULL AND status = 'active' AND pending_count > 0 AND subscription_id <= $1
+   ORDER BY subscription_id LIMIT $2)
+  LIMIT $2`;
+
+/**
+ * The claim, one statement (its own transaction). Every read is an index range scan bounded by what it
+ * takes, so the plan does not depend on planner statistics:
+ * - `mine`: the candidates still live, active and with work, each under a transaction-scoped advisory
+ *   lock taken with try (two claimers never evaluate one queue at once; a queue another claimer is
+ *   evaluating is skipped). The subscription row itself is neither locked nor written, so accepting and
+ *   recording never wait for a claim.
+ * - ordered: the queue's head (lowest position among pending + in_flight, `deliveries_active_by_position`),
+ *   only if it is pending and due — nothing while the head is in flight or in back-off;
+ * - unordered: due pending rows in due order (`deliveries_due_by_subscription`), at most max_in_flight
+ *   minus the rows in flight (`deliveries_in_flight`), the process's allowance and the per-queue limit;
+ * - round-robin: every queue's first pick before any queue's second, up to the call's limit;
+ * - the flip to in_flight is conditional on the row still being pending: a claimer that read an older
+ *   snapshot (a row another claimer took a moment ago) finds the row changed and skips it, so no row is
+ *   ever claimed twice and an ordered queue's second row never goes while its head is out.
+ */
+const CLAIM_SQL = `
+  WITH wanted AS (
+    SELECT * FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(subscription_id, allowance, turn)
+  ), open AS (
+    SELECT s.subscription_id, s.ordering, s.max_in_flight, w.allowance, w.turn
+    FROM wanted w JOIN subscriptions s ON s.subscription_id = w.subscription_id
+    WHERE s.deleted_at IS NULL AND s.status = 'active' AND s.pending_count > 0 AND w.allowance > 0
+    OFFSET 0
+  ), mine AS (
+    SELECT * FROM open WHERE pg_try_advisory_xact_lock(${CLAIM_LOCK_SPACE}, hashtext(open.subscription_id))
+  ), ordered_heads AS (
+    SELECT h.delivery_id, 1::bigint AS rn, m.turn
+    FROM mine m
+    CROSS JOIN LATERAL (
+      SELECT d.delivery_id, d.status, d.scheduled_at FROM deliveries d
+      WHERE d.subscription_id = m.subscription_id AND d.status IN ('pending', 'in_flight')
+      ORDER BY d.position LIMIT 1
+    ) h
+    WHERE m.ordering = 'ordered' AND h.status = 'pending' AND h.scheduled_at <= now()
+  ), room AS (
+    SELECT m.subscription_id, m.turn, LEAST(m.max_in_flight - f.n, m.allowance, $5::int) AS room
+    FROM mine m
+    CROSS JOIN LATERAL (
+      SELECT count(*)::int AS n FROM deliveries f WHERE f.subscription_id = m.subscription_id AND f.status = 'in_flight'
+    ) f
+    WHERE m.ordering = 'unordered'
+  ), unordered_due AS (
+    SELECT u.delivery_id, row_number() OVER (PARTITION BY r.subscription_id ORDER BY u.scheduled_at, u.position) AS rn,
+           r.turn
+    FROM room r
+    CROSS JOIN LATERAL (
+      SELECT d.delivery_id, d.scheduled_at, d.position FROM deliveries d
+      WHERE d.subscription_id = r.subscription_id AND d.status = 'pending' AND d.scheduled_at <= now()
+      ORDER BY d.scheduled_at, d.position
+      LIMIT r.room
+    ) u
+    WHERE r.room > 0
+  ), picked AS (
+    SELECT delivery_id FROM (
+      SELECT delivery_id, rn, turn FROM ordered_heads
+      UNION ALL
+      SELECT delivery_id, rn, turn FROM unordered_due
+    ) x
+    ORDER BY rn, turn
+    LIMIT $6
+  ), claimed AS (
+    UPDATE deliveries d
+    SET status = 'in_flight', attempted_at = now(), lease_owner = $3,
+        lease_expires_at = now() + ($4::double precision * interval '1 millisecond')
+    FROM picked
+    WHERE d.delivery_id = picked.delivery_id AND d.status = 'pending'
+    RETURNING d.delivery_id, d.subscription_id, d.event_id, d.webhook_id, d.attempt_number, d.position
+  )
+  SELECT c.delivery_id, c.subscription_id, c.event_id, c.webhook_id, c.attempt_number, s.ordering, s.url,
+         s.secret, s.previous_secret, s.previous_secret_expires_at, e.event_type, e.occurred_at, e.payload
+  FROM claimed c
+  JOIN subscriptions s ON s.subscription_id = c.subscription_id
+  JOIN events e ON e.event_id = c.event_id
+  CROSS JOIN (SELECT set_config('synchronous_commit', $7, true)) AS durability
+  ORDER BY c.subscription_id, c.position`;
+
+/**
+ * Claims due deliveries and marks them in_flight with a lease: at most two statements, no explicit
+ * transaction. Without `subscriptionIds` it first reads which subscriptions have work (round-robin from
+ * `after`), asks `exclude` which to leave alone, then claims from the rest in one statement (CLAIM_SQL).
+ * The order guarantee rests on the database (the conditional flip to in_flight), not on any lock held in
+ * memory or in Redis.
  */
 export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult> {
-  const subLimit = opts.subscriptionLimit ?? Math.max(opts.limit, 64);
-  return db.transaction(async (tx) => {
-    const subs = await tx.query<{ subscription_id: string }>(
-      `SELECT subscription_id FROM subscriptions
-       WHERE deleted_at IS NULL AND status = 'active' AND pending_count > 0
-         AND ($1::text[] IS NULL OR subscription_id = ANY($1::text[]))
-       ORDER BY last_claimed_at NULLS FIRST
-       LIMIT $2
-       FOR UPDATE SKIP LOCKED`,
-      [opts.subscriptionIds ?? null, subLimit],
-    );
-    if (subs.rows.length === 0) return { deliveries: [], examined: 0, exhausted: true };
-    const ids = subs.rows.map((r) => r.subscription_id);
-    // Every examined queue moves to the back of the line, served or not, so queues in back-off or
-    // with a head in flight cannot hide the others from the next claim.
-    await tx.query(
-      "UPDATE subscriptions SET last_claimed_at = clock_timestamp() WHERE subscription_id = ANY($1::text[])",
-      [ids],
-    );
-    const exhausted = subs.rows.length < subLimit;
-    let candidates = ids;
-    if (opts.exclude) {
-      const skip = await opts.exclude(ids).catch(() => new Set<string>());
-      if (skip.size > 0) candidates = ids.filter((id) => !skip.has(id));
-      if (candidates.length === 0) return { deliveries: [], examined: ids.length, exhausted };
-    }
-    const claimed = await tx.query<{ delivery_id: number; subscription_id: string }>(
-      `WITH wanted AS (
-         SELECT * FROM unnest($1::text[], $6::int[]) WITH ORDINALITY AS w(subscription_id, allowance, turn)
-       ), locked AS (
-         SELECT s.subscription_id, s.ordering, s.max_in_flight, w.allowance, w.turn
-         FROM subscriptions s JOIN wanted w ON w.subscription_id = s.subscription_id
-       ), ordered_heads AS (
-         SELECT h.delivery_id, h.position, 1::bigint AS rn, l.turn
-         FROM locked l
-         CROSS JOIN LATERAL (
-           SELECT d.delivery_id, d.status, d.scheduled_at, d.position FROM deliveries d
-           WHERE d.subscription_id = l.subscription_id AND d.status IN ('pending', 'in_flight')
-           ORDER BY d.position LIMIT 1
-         ) h
-         WHERE l.ordering = 'ordered' AND h.status = 'pending' AND h.scheduled_at <= now() AND l.allowance > 0
-       ), unordered_due AS (
-         SELECT u.delivery_id, u.position,
-                row_number() OVER (PARTITION BY l.subscription_id ORDER BY u.position) AS rn, l.turn
-         FROM locked l
-         CROSS JOIN LATERAL (
-           SELECT count(*)::int AS n FROM deliveries f
-           WHERE f.subscription_id = l.subscription_id AND f.status = 'in_flight'
-         ) inflight
-         CROSS JOIN LATERAL (
-           SELECT d.delivery_id, d.position FROM deliveries d
-           WHERE d.subscription_id = l.subscription_id AND d.status = 'pending' AND d.scheduled_at <= now()
-           ORDER BY d.position
-           LIMIT GREATEST(0, LEAST(l.max_in_flight - inflight.n, l.allowance, $5::int))
-         ) u
-         WHERE l.ordering = 'unordered'
-       ), picked AS (
-         -- Round-robin across subscriptions: every queue's first pick before any queue's second.
-         SELECT delivery_id FROM (
-           SELECT delivery_id, rn, turn FROM ordered_heads
-           UNION ALL
-           SELECT delivery_id, rn, turn FROM unordered_due
-         ) x
-         ORDER BY rn, turn
-         LIMIT $4
-       )
-       UPDATE deliveries d
-       SET status = 'in_flight', attempted_at = now(), lease_owner = $2,
-           lease_expires_at = now() + ($3::double precision * interval '1 millisecond')
-       FROM picked
-       WHERE d.delivery_id = picked.delivery_id AND d.status = 'pending'
-       RETURNING d.delivery_id, d.subscription_id`,
-      [
-        candidates,
-        opts.owner,
-        opts.leaseMs,
-        opts.limit,
-        opts.perSubscriptionLimit ?? opts.limit,
-        candidates.map((id) => opts.allowance?.(id) ?? opts.limit),
-      ],
-    );
-    if (claimed.rows.length === 0) return { deliveries: [], examined: ids.length, exhausted };
-    const full = await tx.query<ClaimedDelivery>(
-      `SELECT d.delivery_id, d.subscription_id, d.event_id, d.webhook_id, d.attempt_number, s.ordering, s.url,
-              s.secret, s.previous_secret, s.previous_secret_expires_at, e.event_type, e.occurred_at, e.payload
-       FROM deliveries d
-       JOIN subscriptions s ON s.subscription_id = d.subscription_id
-       JOIN events e ON e.event_id = d.event_id
-       WHERE d.delivery_id = ANY($1::bigint[])
-       ORDER BY d.subscription_id, d.position`,
-      [claimed.rows.map((r) => r.delivery_id)],
-    );
-    return { deliveries: full.rows, examined: ids.length, exhausted };
-  });
+  let ids: readonly string[];
+  let exhausted = true;
+  let cursor: string | null = null;
+  if (opts.subscriptionIds) {
+    ids = opts.subscriptionIds;
+  } else {
+    const subLimit = opts.subscriptionLimit ?? Math.max(opts.limit, 64);
+    const found = await db.query<{ subscription_id: string }>(WITH_WORK_SQL, [opts.after ?? null, subLimit], {
+      name: "herald_with_work",
+    });
+    ids = found.rows.map((r) => r.subscription_id);
+    exhausted = ids.length < subLimit;
+    cursor = ids.at(-1) ?? null;
+  }
+  const examined = ids.length;
+  let candidates = ids;
+  if (opts.exclude && candidates.length > 0) {
+    const skip = await opts.exclude(candidates).catch(() => new Set<string>());
+    if (skip.size > 0) candidates = candidates.filter((id) => !skip.has(id));
+  }
+  if (candidates.length === 0 || opts.limit <= 0) return { deliveries: [], examined, exhausted, cursor };
+  const res = await db.query<ClaimedDelivery>(
+    CLAIM_SQL,
+    [
+      candidates,
+      candidates.map((id) => opts.allowance?.(id) ?? opts.limit),
+      opts.owner,
+      opts.leaseMs,
+      opts.perSubscriptionLimit ?? opts.limit,
+      opts.limit,
+      synchronousCommit(opts.syncCommit),
+    ],
+    { name: "herald_claim" },
+  );
+  return { deliveries: res.rows, examined, exhausted, cursor };
 }
 
 /**
- * The earliest future scheduled_at among pending rows (the scheduler's next wake-up: a retry whose
- * back-off ends). Rows already due are the dispatcher's business.
+ * The earliest future scheduled_at among pending rows of active subscriptions (the scheduler's next
+ * wake-up: a retry whose back-off ends; resuming a paused queue wakes the dispatcher by itself). Rows
+ * already due are the dispatcher's business. One index probe per subscription with work.
  */
 export async function nextDueAt(db: Db): Promise<Date | null> {
   const r = await db.query<{ at: Date | null }>(
-    "SELECT min(scheduled_at) AS at FROM deliveries WHERE status = 'pending' AND scheduled_at > now()",
+    `SELECT min(n.at) AS at
+     FROM subscriptions s
+     CROSS JOIN LATERAL (
+       SELECT d.scheduled_at AS at FROM deliveries d
+       WHERE d.subscription_id = s.subscription_id AND d.status = 'pending' AND d.scheduled_at > now()
+       ORDER BY d.scheduled_at LIMIT 1
+     ) n
+     WHERE s.deleted_at IS NULL AND s.status = 'active' AND s.pending_count > 0`,
   );
   return r.rows[0]?.at ?? null;
 }
@@ -187,4 +239,45 @@ export async function queueHead(
     [subscriptionId],
   );
   return r.rows[0] ?? null;
+}
+
+/**
+ * Of these subscriptions, those whose queue has something a claim could take now: live, active, with an
+ * ordered head that is pending and due, or unordered due rows. (A full max_in_flight still answers yes:
+ * the caller bounds how often it asks.)
+ */
+export async function queuesReady(db: Db, subscriptionIds: readonly string[]): Promise<string[]> {
+  if (subscriptionIds.length === 0) return [];
+  const r = await db.query<{ subscription_id: string }>(
+    `SELECT s.subscription_id FROM subscriptions s
+     WHERE s.subscription_id = ANY($1::text[]) AND s.deleted_at IS NULL AND s.status = 'active'
+       AND s.pending_count > 0
+       AND CASE WHEN s.ordering = 'ordered' THEN (
+             SELECT h.status = 'pending' AND h.scheduled_at <= now() FROM deliveries h
+             WHERE h.subscription_id = s.subscription_id AND h.status IN ('pending', 'in_flight')
+             ORDER BY h.position LIMIT 1)
+           ELSE EXISTS (
+             SELECT 1 FROM deliveries d
+             WHERE d.subscription_id = s.subscription_id AND d.status = 'pending' AND d.scheduled_at <= now())
+           END`,
+    [subscriptionIds],
+    { name: "herald_queues_ready" },
+  );
+  return r.rows.map((row) => row.subscription_id);
+}
+
+/** Of these subscriptions, those whose head (lowest position among pending + in_flight) waits in back-off. */
+export async function queuesInBackoff(db: Db, subscriptionIds: readonly string[]): Promise<string[]> {
+  if (subscriptionIds.length === 0) return [];
+  const r = await db.query<{ subscription_id: string }>(
+    `SELECT w.subscription_id FROM unnest($1::text[]) AS w(subscription_id)
+     CROSS JOIN LATERAL (
+       SELECT d.status, d.scheduled_at FROM deliveries d
+       WHERE d.subscription_id = w.subscription_id AND d.status IN ('pending', 'in_flight')
+       ORDER BY d.position LIMIT 1
+     ) h
+     WHERE h.status = 'pending' AND h.scheduled_at > now()`,
+    [subscriptionIds],
+  );
+  return r.rows.map((row) => row.subscription_id);
 }

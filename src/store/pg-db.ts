@@ -1,5 +1,12 @@
 import pg from "pg";
-import { type Db, type Queryable, type QueryResult, RETRYABLE_SQLSTATES, sqlState } from "./db.ts";
+import {
+  type Db,
+  type Queryable,
+  type QueryOptions,
+  type QueryResult,
+  RETRYABLE_SQLSTATES,
+  sqlState,
+} from "./db.ts";
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -21,8 +28,15 @@ function typeParser(oid: number, format?: string): (value: string) => unknown {
 
 function wrap(client: pg.Pool | pg.PoolClient): Queryable {
   return {
-    async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
-      const res = await client.query(sql, params as unknown[]);
+    async query<R>(
+      sql: string,
+      params: readonly unknown[] = [],
+      opts?: QueryOptions,
+    ): Promise<QueryResult<R>> {
+      const values = params as unknown[];
+      const res = opts?.name
+        ? await client.query({ name: opts.name, text: sql, values })
+        : await client.query(sql, values);
       return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
     },
   };

@@ -1,4 +1,5 @@
-import { ceilingPauseAudit, insertAudit } from "./audit.ts";
+import { CEILING_PAUSE_TEXT, ceilingPauseAudit, insertAudit } from "./audit.ts";
+import { synchronousCommit } from "./claim.ts";
 import type { Db, Queryable } from "./db.ts";
 
 /** The outcome of one attempt, decided by the dispatcher (domain rules), written here. */
@@ -14,17 +15,6 @@ export interface AttemptResult {
   retry_delay_ms: number | null;
 }
 
-interface Recorded {
-  delivery_id: number;
-  subscription_id: string;
-  event_id: number;
-  position: number;
-  webhook_id: string;
-  attempt_number: number;
-  status: "delivered" | "failed" | "dlq";
-  retry_delay_ms: number | null;
-}
-
 export interface RecordSummary {
   recorded: number;
   /** Results for rows no longer in flight under this owner (lease expired and taken back): ignored. */
@@ -36,121 +26,112 @@ export interface RecordSummary {
 }
 
 /**
- * Writes a batch of attempt results in one transaction: each row's final state, a retry row for each
- * failure (same event, position and webhook-id; attempt + 1; due after the back-off), and the
- * subscriptions' counters and cursors. A subscription whose DLQ count reaches its ceiling is paused,
- * with an audit row. Only rows still in flight under `owner` are written.
+ * What follows a `done` CTE (the rows that just left in_flight, shaped like `Recorded`), in the same
+ * statement: a retry row for each failure (same event, position and webhook-id; attempt + 1; due after
+ * the back-off), then the counters of the subscriptions whose rows left the queue (pending_count down,
+ * dlq_count up, the ordered cursor on), locked in id order — the same order as fan-out, so the two cannot
+ * deadlock — and, for one whose DLQ count reaches its ceiling, the pause and its audit row. $1 is the
+ * audit reason's text (CEILING_PAUSE_TEXT.dlq_ceiling), $2 the transaction's synchronous_commit. One statement: the subscription rows are locked
+ * for its execution and commit only, never across client round trips.
+ */
+function settleSql(done: string): string {
+  return `
+  WITH ${done}, retried AS (
+    INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at)
+    SELECT subscription_id, event_id, position, webhook_id, attempt_number + 1, 'pending',
+           now() + (COALESCE(retry_delay_ms, 0)::double precision * interval '1 millisecond')
+    FROM done WHERE status = 'failed'
+  ), per AS (
+    SELECT subscription_id,
+           (count(*) FILTER (WHERE status <> 'failed'))::int AS left_queue,
+           (count(*) FILTER (WHERE status = 'dlq'))::int AS dlq,
+           COALESCE(max(event_id) FILTER (WHERE status <> 'failed'), 0) AS max_event
+    FROM done GROUP BY subscription_id
+  ), locked AS (
+    SELECT s.subscription_id, s.status, s.dlq_count, s.dlq_ceiling
+    FROM subscriptions s
+    WHERE s.subscription_id IN (SELECT subscription_id FROM per WHERE left_queue > 0)
+    ORDER BY s.subscription_id
+    FOR UPDATE
+  ), decided AS (
+    SELECT p.subscription_id, p.left_queue, p.dlq, p.max_event,
+           (l.status = 'active' AND p.dlq > 0 AND l.dlq_count + p.dlq >= l.dlq_ceiling) AS pauses
+    FROM per p JOIN locked l ON l.subscription_id = p.subscription_id
+  ), counted AS (
+    UPDATE subscriptions s
+    SET pending_count = s.pending_count - u.left_queue,
+        dlq_count = s.dlq_count + u.dlq,
+        last_delivered_event_id = CASE WHEN s.ordering = 'ordered' AND u.max_event > 0
+          THEN GREATEST(COALESCE(s.last_delivered_event_id, 0), u.max_event) ELSE s.last_delivered_event_id END,
+        status = CASE WHEN u.pauses THEN 'paused' ELSE s.status END,
+        pause_reason = CASE WHEN u.pauses THEN 'dlq_ceiling' ELSE s.pause_reason END,
+        paused_at = CASE WHEN u.pauses THEN now() ELSE s.paused_at END,
+        updated_at = CASE WHEN u.pauses THEN now() ELSE s.updated_at END
+    FROM decided u
+    WHERE s.subscription_id = u.subscription_id
+    RETURNING s.subscription_id, s.tenant_id, s.dlq_count, s.dlq_ceiling, u.pauses
+  ), audited AS (
+    INSERT INTO audit_log (actor, action, tenant_id, subscription_id, reason, before, after)
+    SELECT 'system', 'subscription.paused', c.tenant_id, c.subscription_id,
+           format('%s (%s of %s)', $1::text, c.dlq_count, c.dlq_ceiling),
+           jsonb_build_object('status', 'active', 'pause_reason', NULL),
+           jsonb_build_object('status', 'paused', 'pause_reason', 'dlq_ceiling', 'dlq_count', c.dlq_count)
+    FROM counted c WHERE c.pauses
+  )
+  SELECT set_config('synchronous_commit', $2, true) AS durability,
+         (SELECT count(*) FROM done)::int AS recorded,
+         COALESCE((SELECT array_agg(subscription_id ORDER BY subscription_id) FROM per), '{}') AS subscriptions,
+         COALESCE((SELECT array_agg(subscription_id ORDER BY subscription_id) FROM counted WHERE pauses), '{}') AS paused`;
+}
+
+interface Settled {
+  recorded: number;
+  subscriptions: string[];
+  paused: string[];
+}
+
+const RECORD_SQL = settleSql(`done AS (
+    UPDATE deliveries d
+    SET status = r.status, completed_at = now(), response_status = r.response_status,
+        response_body = r.response_body, error_kind = r.error_kind, error_detail = r.error_detail,
+        latency_ms = r.latency_ms, lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest($3::bigint[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[])
+      AS r(delivery_id, status, response_status, response_body, error_kind, error_detail, latency_ms, retry_delay_ms)
+    WHERE d.delivery_id = r.delivery_id AND d.status = 'in_flight' AND d.lease_owner = $11
+    RETURNING d.delivery_id, d.subscription_id, d.event_id, d.position, d.webhook_id, d.attempt_number, d.status,
+              r.retry_delay_ms
+  )`);
+
+/**
+ * Writes a batch of attempt results in one statement (see settleSql): each row's final state, retry rows,
+ * counters, DLQ-ceiling pauses with their audit rows. Only rows still in flight under `owner` are written.
  */
 export async function recordResults(
   db: Db,
   owner: string,
   results: readonly AttemptResult[],
+  opts: { syncCommit?: boolean } = {},
 ): Promise<RecordSummary> {
   if (results.length === 0) return { recorded: 0, stale: 0, paused: [], subscriptions: [] };
-  return db.transaction(async (tx) => {
-    const done = await tx.query<Recorded>(
-      `UPDATE deliveries d
-       SET status = r.status, completed_at = now(), response_status = r.response_status,
-           response_body = r.response_body, error_kind = r.error_kind, error_detail = r.error_detail,
-           latency_ms = r.latency_ms, lease_owner = NULL, lease_expires_at = NULL
-       FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[])
-         AS r(delivery_id, status, response_status, response_body, error_kind, error_detail, latency_ms, retry_delay_ms)
-       WHERE d.delivery_id = r.delivery_id AND d.status = 'in_flight' AND d.lease_owner = $9
-       RETURNING d.delivery_id, d.subscription_id, d.event_id, d.position, d.webhook_id, d.attempt_number, d.status,
-                 r.retry_delay_ms`,
-      [
-        results.map((r) => r.delivery_id),
-        results.map((r) => r.status),
-        results.map((r) => r.response_status),
-        results.map((r) => r.response_body),
-        results.map((r) => r.error_kind),
-        results.map((r) => r.error_detail),
-        results.map((r) => r.latency_ms),
-        results.map((r) => r.retry_delay_ms),
-        owner,
-      ],
-    );
-    const rows = done.rows;
-    await queueRetries(
-      tx,
-      rows.filter((r) => r.status === "failed"),
-    );
-    const { subscriptions, paused } = await applyCounters(tx, rows);
-    return { recorded: rows.length, stale: results.length - rows.length, paused, subscriptions };
-  });
-}
-
-/** Inserts the attempt + 1 row for each failed attempt. */
-export async function queueRetries(
-  tx: Queryable,
-  failed: ReadonlyArray<
-    Pick<
-      Recorded,
-      "subscription_id" | "event_id" | "position" | "webhook_id" | "attempt_number" | "retry_delay_ms"
-    >
-  >,
-): Promise<void> {
-  if (failed.length === 0) return;
-  await tx.query(
-    `INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at)
-     SELECT s, e, p, w, a + 1, 'pending', now() + (delay::double precision * interval '1 millisecond')
-     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::int[]) AS t(s, e, p, w, a, delay)`,
+  const res = await db.query<Settled>(
+    RECORD_SQL,
     [
-      failed.map((r) => r.subscription_id),
-      failed.map((r) => r.event_id),
-      failed.map((r) => r.position),
-      failed.map((r) => r.webhook_id),
-      failed.map((r) => r.attempt_number),
-      failed.map((r) => r.retry_delay_ms ?? 0),
+      CEILING_PAUSE_TEXT.dlq_ceiling,
+      synchronousCommit(opts.syncCommit),
+      results.map((r) => r.delivery_id),
+      results.map((r) => r.status),
+      results.map((r) => r.response_status),
+      results.map((r) => r.response_body),
+      results.map((r) => r.error_kind),
+      results.map((r) => r.error_detail),
+      results.map((r) => r.latency_ms),
+      results.map((r) => r.retry_delay_ms),
+      owner,
     ],
+    { name: "herald_record" },
   );
-}
-
-/**
- * Counters and cursors for rows that left the queue (delivered or dlq): pending_count down, dlq_count up,
- * ordered cursors advanced. Locks the subscriptions in id order (the same order as fan-out).
- */
-async function applyCounters(
-  tx: Queryable,
-  rows: readonly Recorded[],
-): Promise<{ subscriptions: string[]; paused: string[] }> {
-  const per = new Map<string, { left: number; dlq: number; maxEvent: number }>();
-  for (const r of rows) {
-    const p = per.get(r.subscription_id) ?? { left: 0, dlq: 0, maxEvent: 0 };
-    if (r.status !== "failed") {
-      p.left += 1;
-      p.maxEvent = Math.max(p.maxEvent, r.event_id);
-    }
-    if (r.status === "dlq") p.dlq += 1;
-    per.set(r.subscription_id, p);
-  }
-  const ids = [...per.keys()].sort();
-  const changed = ids.filter((id) => per.get(id)!.left > 0);
-  if (changed.length === 0) return { subscriptions: ids, paused: [] };
-  await tx.query(
-    "SELECT 1 FROM subscriptions WHERE subscription_id = ANY($1::text[]) ORDER BY subscription_id FOR UPDATE",
-    [changed],
-  );
-  await tx.query(
-    `UPDATE subscriptions s
-     SET pending_count = s.pending_count - u.left_queue,
-         dlq_count = s.dlq_count + u.dlq,
-         last_delivered_event_id = CASE WHEN s.ordering = 'ordered' AND u.max_event > 0
-           THEN GREATEST(COALESCE(s.last_delivered_event_id, 0), u.max_event) ELSE s.last_delivered_event_id END
-     FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[]) AS u(subscription_id, left_queue, dlq, max_event)
-     WHERE s.subscription_id = u.subscription_id`,
-    [
-      changed,
-      changed.map((id) => per.get(id)!.left),
-      changed.map((id) => per.get(id)!.dlq),
-      changed.map((id) => per.get(id)!.maxEvent),
-    ],
-  );
-  const paused = await pauseAtDlqCeiling(
-    tx,
-    changed.filter((id) => per.get(id)!.dlq > 0),
-  );
-  return { subscriptions: ids, paused };
+  const { recorded, subscriptions, paused } = res.rows[0] ?? { recorded: 0, subscriptions: [], paused: [] };
+  return { recorded, stale: results.length - recorded, paused, subscriptions };
 }
 
 /** Pauses active subscriptions whose DLQ count reached the DLQ ceiling, with an audit row each. */
@@ -176,6 +157,23 @@ export async function pauseAtDlqCeiling(tx: Queryable, ids: readonly string[]): 
   return res.rows.map((r) => r.subscription_id);
 }
 
+const SETTLE_EXPIRED_SQL = settleSql(`done AS (
+    UPDATE deliveries d
+    SET status = CASE WHEN d.attempt_number >= $3 THEN 'dlq' ELSE 'failed' END,
+        completed_at = now(), error_kind = 'unknown', error_detail = $4,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM (
+      SELECT delivery_id FROM deliveries
+      WHERE status = 'in_flight' AND lease_expires_at < now()
+      ORDER BY lease_expires_at
+      LIMIT $5
+      FOR UPDATE SKIP LOCKED
+    ) expired
+    WHERE d.delivery_id = expired.delivery_id
+    RETURNING d.delivery_id, d.subscription_id, d.event_id, d.position, d.webhook_id, d.attempt_number, d.status,
+              0 AS retry_delay_ms
+  )`);
+
 /**
  * Settles in_flight rows whose lease expired (their dispatcher died or hung): the POST may have been
  * sent, so the attempt counts as failed (`unknown`, "worker lost") and attempt + 1 is queued due at
@@ -183,32 +181,15 @@ export async function pauseAtDlqCeiling(tx: Queryable, ids: readonly string[]): 
  */
 export async function settleExpiredLeases(
   db: Db,
-  opts: { maxAttempts: number; detail: string; limit: number },
+  opts: { maxAttempts: number; detail: string; limit: number; syncCommit?: boolean },
 ): Promise<{ settled: number; subscriptions: string[]; paused: string[] }> {
-  return db.transaction(async (tx) => {
-    const res = await tx.query<Recorded>(
-      `WITH expired AS (
-         SELECT delivery_id FROM deliveries
-         WHERE status = 'in_flight' AND lease_expires_at < now()
-         ORDER BY lease_expires_at
-         LIMIT $3
-         FOR UPDATE SKIP LOCKED
-       )
-       UPDATE deliveries d
-       SET status = CASE WHEN d.attempt_number >= $1 THEN 'dlq' ELSE 'failed' END,
-           completed_at = now(), error_kind = 'unknown', error_detail = $2,
-           lease_owner = NULL, lease_expires_at = NULL
-       FROM expired
-       WHERE d.delivery_id = expired.delivery_id
-       RETURNING d.delivery_id, d.subscription_id, d.event_id, d.position, d.webhook_id, d.attempt_number, d.status,
-                 0 AS retry_delay_ms`,
-      [opts.maxAttempts, opts.detail, opts.limit],
-    );
-    await queueRetries(
-      tx,
-      res.rows.filter((r) => r.status === "failed"),
-    );
-    const { subscriptions, paused } = await applyCounters(tx, res.rows);
-    return { settled: res.rows.length, subscriptions, paused };
-  });
+  const res = await db.query<Settled>(SETTLE_EXPIRED_SQL, [
+    CEILING_PAUSE_TEXT.dlq_ceiling,
+    synchronousCommit(opts.syncCommit),
+    opts.maxAttempts,
+    opts.detail,
+    opts.limit,
+  ]);
+  const { recorded, subscriptions, paused } = res.rows[0] ?? { recorded: 0, subscriptions: [], paused: [] };
+  return { settled: recorded, subscriptions, paused };
 }

@@ -1,0 +1,101 @@
+import type { Db, Queryable } from "../store/db.ts";
+import type { NewEvent } from "../store/events.ts";
+
+/** What one transaction of accepted events reports: per event, and for the whole transaction. */
+export interface AcceptOutcome<A> {
+  accepted: A[];
+  queuedFor: string[];
+  paused: string[];
+}
+
+type AcceptFn<A> = (tx: Queryable, events: readonly NewEvent[]) => Promise<AcceptOutcome<A>>;
+
+interface Request<A> {
+  events: readonly NewEvent[];
+  resolve(accepted: A[]): void;
+  reject(err: unknown): void;
+}
+
+/** Most events one shared transaction takes (a larger request still goes alone, whole). */
+const MAX_GROUP_EVENTS = 1000;
+/** Transactions of one process accepting at once; more requests wait and join the next one. */
+const LANES = 2;
+
+/**
+ * Group commit for accepting events. Requests that arrive while the process's accepting transactions are
+ * busy wait and then go together in one transaction: one round of subscription row locks, one insert of
+ * events and deliveries and one commit for all of them, instead of one each. Nothing waits on a timer:
+ * with a free lane a request starts at once, alone. Each request keeps its own outcome (event ids,
+ * duplicates by idempotency key, exactly as if they had gone one after the other, in arrival order); if
+ * the shared transaction fails, every request of the group is tried again alone, so one request's
+ * failure never fails another's.
+ */
+export class AcceptGroup<A> {
+  private readonly waiting: Array<Request<A>> = [];
+  private busy = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly accept: AcceptFn<A>,
+    /** Called after each commit with what the transaction queued and paused. */
+    private readonly afterCommit: (queuedFor: readonly string[], paused: readonly string[]) => void,
+  ) {}
+
+  submit(events: readonly NewEvent[]): Promise<A[]> {
+    return new Promise<A[]>((resolve, reject) => {
+      this.waiting.push({ events, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.busy < LANES && this.waiting.length > 0) {
+      const group = this.take();
+      this.busy += 1;
+      void this.run(group).finally(() => {
+        this.busy -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  /** The next requests in arrival order, up to MAX_GROUP_EVENTS events (always at least one request). */
+  private take(): Array<Request<A>> {
+    let n = 0;
+    let count = 0;
+    while (count < this.waiting.length) {
+      const size = this.waiting[count]!.events.length;
+      if (count > 0 && n + size > MAX_GROUP_EVENTS) break;
+      n += size;
+      count += 1;
+    }
+    return this.waiting.splice(0, count);
+  }
+
+  private async run(group: Array<Request<A>>): Promise<void> {
+    try {
+      const all = group.flatMap((r) => r.events);
+      const out = await this.db.transaction((tx) => this.accept(tx, all));
+      this.afterCommit(out.queuedFor, out.paused);
+      let at = 0;
+      for (const r of group) {
+        r.resolve(out.accepted.slice(at, at + r.events.length));
+        at += r.events.length;
+      }
+    } catch (err) {
+      if (group.length === 1) {
+        group[0]!.reject(err);
+        return;
+      }
+      for (const r of group) {
+        try {
+          const out = await this.db.transaction((tx) => this.accept(tx, r.events));
+          this.afterCommit(out.queuedFor, out.paused);
+          r.resolve(out.accepted);
+        } catch (e) {
+          r.reject(e);
+        }
+      }
+    }
+  }
+}

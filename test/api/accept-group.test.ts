@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AcceptGroup } from "../../src/service/accept-group.ts";
+import { type AcceptedEvent, acceptInTransaction } from "../../src/service/events.ts";
+import type { NewEvent } from "../../src/store/events.ts";
+import { startTestHerald, type TestHerald } from "../support/herald.ts";
+import { STORE_KINDS } from "../support/store.ts";
+
+interface Accepted {
+  event_id: number;
+  deliveries: number;
+  duplicate: boolean;
+}
+
+describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s store", (kind) => {
+  let h: TestHerald;
+
+  beforeAll(async () => {
+    h = await startTestHerald(kind);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("120 concurrent single events, 20 of them repeating an idempotency key: each answer is its own, positions have no gaps", async () => {
+    const s = await h.api<{ subscription_id: string }>("POST", "/v1/subscriptions", {
+      tenant_id: "grp",
+      url: "http://127.0.0.1:9/hook",
+      event_types: ["x"],
+      ordering: "ordered",
+    });
+    expect(s.status).toBe(201);
+    // Keys k0..k99 once each, and k0..k19 a second time.
+    const keys = [
+      ...Array.from({ length: 100 }, (_, i) => `k${i}`),
+      ...Array.from({ length: 20 }, (_, i) => `k${i}`),
+    ];
+    const answers = await Promise.all(
+      keys.map((key) =>
+        h.api<Accepted>("POST", "/v1/events", {
+          tenant_id: "grp",
+          event_type: "x",
+          idempotency_key: key,
+          payload: { key },
+        }),
+      ),
+    );
+    const byKey = new Map<string, Array<{ status: number; body: Accepted }>>();
+    for (const [i, k] of keys.entries()) byKey.set(k, [...(byKey.get(k) ?? []), answers[i]!]);
+    for (const [key, got] of byKey) {
+      const ids = new Set(got.map((a) => a.body.event_id));
+      expect(ids.size, key).toBe(1);
+      expect(
+        got.filter((a) => a.status === 202 && !a.body.duplicate),
+        key,
+      ).toHaveLength(1);
+      expect(got.filter((a) => a.body.duplicate).length, key).toBe(got.length - 1);
+      for (const a of got.filter((x) => x.body.duplicate)) expect(a.status, key).toBe(200);
+    }
+    const distinct = new Set(answers.map((a) => a.body.event_id));
+    expect(distinct.size).toBe(100);
+
+    const sub = await h.api<{ pending_count: number }>("GET", `/v1/subscriptions/${s.body.subscription_id}`);
+    expect(sub.body.pending_count).toBe(100);
+    const positions = await h.store.db.query<{ position: number; event_id: number }>(
+      "SELECT position, event_id FROM deliveries WHERE subscription_id = $1 ORDER BY position",
+      [s.body.subscription_id],
+    );
+    expect(positions.rows.map((r) => r.position)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(new Set(positions.rows.map((r) => r.event_id))).toEqual(distinct);
+  });
+
+  it("a NUL character in a payload or a field is a 400 naming the field, not a 500 (regression)", async () => {
+    const one = await h.api<{ error: { message: string } }>("POST", "/v1/events", {
+      tenant_id: "nul",
+      event_type: "x",
+      payload: { note: "a\u0000b" },
+    });
+    expect(one.status).toBe(400);
+    expect(one.body.error.message).toMatch(/^payload must not contain the NUL character/);
+    const key = await h.api<{ error: { message: string } }>("POST", "/v1/events/batch", {
+      events: [
+        { tenant_id: "nul", event_type: "x", payload: {} },
+        { tenant_id: "nul", event_type: "x", payload: { "k\u0000": 1 } },
+      ],
+    });
+    expect(key.status).toBe(400);
+    expect(key.body.error.message).toMatch(/^events\[1\]\.payload must not contain/);
+    const field = await h.api<{ error: { message: string } }>("POST", "/v1/events", {
+      tenant_id: "nul",
+      event_type: "x",
+      aggregate_id: "a\u0000",
+      payload: {},
+    });
+    expect(field.status).toBe(400);
+    expect(field.body.error.message).toMatch(/^aggregate_id must not contain the NUL character/);
+    const events = await h.store.db.query("SELECT 1 FROM events WHERE tenant_id = 'nul'");
+    expect(events.rows).toHaveLength(0);
+  });
+
+  it("when a shared transaction fails, each request of the group is tried alone: only the bad one fails", async () => {
+    const groups: number[] = [];
+    const group = new AcceptGroup<AcceptedEvent>(
+      h.store.db,
+      async (tx, events) => {
+        groups.push(events.length);
+        if (events.some((e) => e.event_type === "poison")) throw new Error("poisoned request");
+        return acceptInTransaction(tx, events);
+      },
+      () => {},
+    );
+    const ev = (i: number, type = "x"): NewEvent => ({
+      tenant_id: "grp-fail",
+      event_type: type,
+      aggregate_id: null,
+      occurred_at: new Date(),
+      payload: { i },
+      idempotency_key: null,
+      source_txn_id: null,
+    });
+    // Submitted together: two start at once (two lanes), the other eight wait and go as one group.
+    const settled = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => group.submit([ev(i, i === 5 ? "poison" : "x")])),
+    );
+    expect(groups.some((n) => n > 1)).toBe(true);
+    expect(settled[5]!.status).toBe("rejected");
+    const ok = settled.filter((r): r is PromiseFulfilledResult<AcceptedEvent[]> => r.status === "fulfilled");
+    expect(ok).toHaveLength(9);
+    const ids = ok.map((r) => r.value[0]!.event_id);
+    expect(new Set(ids).size).toBe(9);
+    const stored = await h.store.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'grp-fail'",
+    );
+    expect(stored.rows[0]!.n).toBe(9);
+  });
+});
