@@ -20,10 +20,12 @@ import {
   waitJob,
 } from "./helpers.ts";
 
-// Short leases so that a dead chunk owner's job comes back within seconds.
+// Short leases so that a dead chunk owner's job comes back within seconds. The request timeout leaves room
+// for the embedded store: PGlite runs on this process's event loop (as does the receiver), which stalls
+// for up to a few seconds under load; a 1 s timeout turned such stalls into failed attempts and DLQ rows.
 const SETTINGS = {
-  requestTimeoutMs: 1000,
-  leaseMs: 3000,
+  requestTimeoutMs: 5000,
+  leaseMs: 6000,
   schedulerIntervalMs: 200,
   retryScheduleMs: [200, 200],
 };
