@@ -56,6 +56,7 @@ export class PushDrain {
   /** Queues a pass of this process is working on. */
   private readonly active = new Set<string>();
   private passes = 0;
+  private pumpScheduled = false;
   private readonly idleRechecks = new Map<string, number>();
   /** Queue drains started since the process began, and the most ever running at once on one queue. */
   drainsStarted = 0;
@@ -76,7 +77,13 @@ export class PushDrain {
   trigger(subscriptionIds: readonly string[]): void {
     if (this.stopped) return;
     for (const id of subscriptionIds) this.triggered.add(id);
-    this.pump();
+    // Triggers of one tick (a fan-out's control messages arrive in one socket read) go into one pass.
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
