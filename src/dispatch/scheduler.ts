@@ -7,7 +7,7 @@ import { nextDueAt } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import { settleExpiredLeases } from "../store/record.ts";
 import { refreshStatistics } from "../store/statistics.ts";
-import { Wakeup } from "./wakeup.ts";
+import { PeriodicLoop } from "./periodic-loop.ts";
 
 export interface SchedulerOptions {
   db: Db;
@@ -30,28 +30,27 @@ const MIN_SLEEP_MS = 5;
  */
 export class Scheduler {
   readonly name = "scheduler";
-  private readonly wakeup = new Wakeup();
-  private running = false;
-  private loop: Promise<void> | null = null;
+  private readonly loop = new PeriodicLoop({
+    pass: () => this.tick(),
+    failed: (err, errors) => {
+      this.opts.log.error({ err }, "scheduler pass failed");
+      return Math.min(this.opts.settings.schedulerIntervalMs, 100 * 2 ** Math.min(errors, 6));
+    },
+  });
 
   constructor(private readonly opts: SchedulerOptions) {}
 
   async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    this.wakeup.wake();
-    await this.loop;
+    await this.loop.stop();
   }
 
   /** Runs one pass now (tests, and after a retry was queued with a short delay). */
   nudge(): void {
-    this.wakeup.wake();
+    this.loop.nudge();
   }
 
   /** One pass: settle expired leases, wake the dispatcher; returns how long to sleep. */
@@ -81,21 +80,5 @@ export class Scheduler {
     if (!due) return interval;
     const untilDue = due.getTime() - Date.now();
     return Math.max(MIN_SLEEP_MS, Math.min(interval, untilDue));
-  }
-
-  private async run(): Promise<void> {
-    let errors = 0;
-    while (this.running) {
-      let sleep = this.opts.settings.schedulerIntervalMs;
-      try {
-        sleep = await this.tick();
-        errors = 0;
-      } catch (err) {
-        errors += 1;
-        sleep = Math.min(sleep, 100 * 2 ** Math.min(errors, 6));
-        this.opts.log.error({ err }, "scheduler pass failed");
-      }
-      await this.wakeup.wait(sleep);
-    }
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { Wakeup } from "../dispatch/wakeup.ts";
+import { PeriodicLoop } from "../dispatch/periodic-loop.ts";
 import type { Db } from "../store/db.ts";
 import { pruneSamples, recordSamples } from "../store/samples.ts";
 
@@ -23,23 +23,28 @@ export interface SamplerOptions {
  */
 export class Sampler {
   readonly name = "sampler";
-  private readonly wakeup = new Wakeup();
-  private running = false;
-  private loop: Promise<void> | null = null;
+  private readonly loop = new PeriodicLoop({
+    pass: async () => {
+      await this.tick();
+      // Wake at the start of the next tick, so samples land on the binned times
+      // (a little after it: another process's clock or the store's may run slightly behind ours).
+      const { intervalMs } = this.opts;
+      return intervalMs - (Date.now() % intervalMs) + Math.min(250, intervalMs / 10);
+    },
+    failed: (err, errors) => {
+      this.opts.log.warn({ err }, "sampling failed; the panel's charts miss this tick");
+      return Math.min(this.opts.intervalMs, 1000 * 2 ** Math.min(errors, 5));
+    },
+  });
 
   constructor(private readonly opts: SamplerOptions) {}
 
   async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    this.wakeup.wake();
-    await this.loop;
+    await this.loop.stop();
   }
 
   /** One pass: write the samples that changed, prune the old ones. */
@@ -56,25 +61,5 @@ export class Sampler {
       if (n < PRUNE_BATCH) break;
     }
     return { written, pruned };
-  }
-
-  private async run(): Promise<void> {
-    let errors = 0;
-    while (this.running) {
-      let sleep = this.opts.intervalMs;
-      try {
-        await this.tick();
-        errors = 0;
-      } catch (err) {
-        errors += 1;
-        sleep = Math.min(sleep, 1000 * 2 ** Math.min(errors, 5));
-        this.opts.log.warn({ err }, "sampling failed; the panel's charts miss this tick");
-      }
-      // Wake at the start of the next tick, so samples land on the binned times.
-      // (a little after it: another process's clock or the store's may run slightly behind ours).
-      const { intervalMs } = this.opts;
-      const untilNext = intervalMs - (Date.now() % intervalMs) + Math.min(250, intervalMs / 10);
-      await this.wakeup.wait(errors > 0 ? sleep : untilNext);
-    }
   }
 }
