@@ -22,6 +22,8 @@ export interface Settings {
   drainLockTtlMs: number;
   /** Wait for the WAL flush when committing claims and results (events are always flushed). */
   dispatchSyncCommit: boolean;
+  /** Honour X-Forwarded-For/-Proto from a reverse proxy (client address, https for Secure cookies). */
+  trustProxy: boolean;
   schedulerIntervalMs: number;
   controlRefreshMs: number;
   retryScheduleMs: number[];
@@ -136,6 +138,7 @@ export function loadSettings(env: Env = process.env): Settings {
     pushDrain: r.bool("HERALD_PUSH_DRAIN", true),
     drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
     dispatchSyncCommit: r.bool("HERALD_DISPATCH_SYNC_COMMIT", false),
+    trustProxy: r.bool("HERALD_TRUST_PROXY", false),
     schedulerIntervalMs: r.int("HERALD_SCHEDULER_INTERVAL_MS", 10000, 10, 3_600_000),
     controlRefreshMs: r.int("HERALD_CONTROL_REFRESH_MS", 60000, 100, 3_600_000),
     retryScheduleMs: r.retrySchedule(),

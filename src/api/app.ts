@@ -104,6 +104,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     loggerInstance: ctx.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.settings.maxBodyBytes + 64 * 1024,
+    // Behind a TLS-terminating proxy: the client's address and https come from X-Forwarded-*.
+    trustProxy: ctx.settings.trustProxy,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },

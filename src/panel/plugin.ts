@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import { LoginLimit } from "../domain/login-limit.ts";
 import { HeraldError } from "../errors.ts";
 import type { ServiceContext } from "../service/context.ts";
 import { PanelAuth, readCookie, SESSION_COOKIE, type Session } from "./auth.ts";
@@ -49,6 +50,8 @@ function loadAssets(): { htmx: string; css: string } {
 export function panelPlugin(opts: PanelOptions) {
   const { ctx } = opts;
   const auth = new PanelAuth(opts.adminToken);
+  // Wrong tokens per client address (behind a proxy, the client's address with HERALD_TRUST_PROXY).
+  const loginLimit = new LoginLimit();
   const assets = loadAssets();
   const sessions = new WeakMap<FastifyRequest, Session>();
 
@@ -175,10 +178,25 @@ export function panelPlugin(opts: PanelOptions) {
       const form = formOf(req.body);
       const next = safeBack(form.next, "/webhooks");
       const token = form.token ?? "";
+      const wait = loginLimit.retryAfterMs(req.ip, Date.now());
+      if (wait > 0) {
+        const minutes = Math.ceil(wait / 60_000);
+        reply.header("Retry-After", String(Math.ceil(wait / 1000)));
+        return sendHtml(
+          reply,
+          429,
+          loginPage({
+            next,
+            error: `Too many wrong tokens from this address: try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+          }),
+        );
+      }
       if (token === "") return sendHtml(reply, 400, loginPage({ next, error: "Enter the admin token." }));
       if (!auth.isAdminToken(token)) {
+        loginLimit.failed(req.ip, Date.now());
         return sendHtml(reply, 401, loginPage({ next, error: "That is not the admin token." }));
       }
+      loginLimit.succeeded(req.ip);
       const { cookie } = auth.issue();
       reply.header("Set-Cookie", auth.setCookie(cookie, req.protocol === "https"));
       return reply.redirect(next, 303);
