@@ -12,6 +12,7 @@
  *   node bench/profile.mjs --load throughput --system herald --n 20000
  *   node bench/profile.mjs --load latency --system herald --rate 200 --seconds 20 [--latency-subs 100]
  *   node bench/profile.mjs --load backlog --size 100000 [--backlog-seconds 20]
+ *   node bench/profile.mjs --load retrigger --retrigger-ids 20000     (the job only, not the seeding)
  *   node bench/profile.mjs --load none --explain 1000,1000000 [--system herald-ordered]
  */
 import { spawnSync } from "node:child_process";
@@ -32,7 +33,7 @@ if (
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 const { openRun, parseArgs } = await import("./lib/main.mjs");
-const { backlog, ingest, latency, throughput, fanout } = await import("./lib/scenarios.mjs");
+const { backlog, ingest, latency, retrigger, throughput, fanout } = await import("./lib/scenarios.mjs");
 const { SYSTEMS, startSystem } = await import("./lib/systems.mjs");
 
 // ---------------------------------------------------------------- options
@@ -51,7 +52,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--no-cpu-prof") prof.cpuProf = false;
   else rest.push(a);
 }
-if (!["throughput", "latency", "backlog", "fanout", "none"].includes(prof.load))
+if (!["throughput", "latency", "backlog", "fanout", "retrigger", "none"].includes(prof.load))
   throw new Error(`unknown --load ${prof.load}`);
 if (!SYSTEMS[prof.system]?.store) throw new Error(`--system must be a Herald variant, not ${prof.system}`);
 const opts = parseArgs(["--no-results-md", ...(rest.includes("--n") ? [] : ["--n", "20000"]), ...rest]);
@@ -300,9 +301,12 @@ const watch = (sys) => {
   roles = new Map([...sys.procs().map((p) => [p.pid, p.role]), [ctx.receiver.pid, "receiver"]]);
   cpuStart = cpuSnapshot();
 };
-// A backlog is watched from the moment its consumer starts (the fill before it is not the subject).
-ctx.onStart = (sys) => (prof.load === "none" || prof.load === "backlog" ? undefined : watch(sys));
+// A backlog is watched from the moment its consumer starts (the fill before it is not the subject), a
+// re-trigger job from its creation (not the seeding and the dry run).
+ctx.onStart = (sys) =>
+  prof.load === "none" || prof.load === "backlog" || prof.load === "retrigger" ? undefined : watch(sys);
 ctx.onConsumers = (sys) => watch(sys);
+ctx.onJob = (sys) => watch(sys);
 ctx.onStop = async (sys) => {
   if (!sampler) return;
   report.cpuByProcess = cpuBetween(cpuStart, cpuSnapshot(), roles);
@@ -317,6 +321,7 @@ try {
   else if (prof.load === "latency") report.load = await latency(ctx, prof.system, prof.rate);
   else if (prof.load === "fanout") report.load = await fanout(ctx, prof.system);
   else if (prof.load === "backlog") report.load = await backlog(ctx, prof.system, prof.size ?? 100_000);
+  else if (prof.load === "retrigger") report.load = await retrigger(ctx, prof.system);
   if (opts.cpuProf) {
     // Per process, the busiest thread's profile (the main thread; tsx's loader thread only works at start).
     for (const dir of readdirSync(ctx.profileDir)) {

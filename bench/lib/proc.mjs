@@ -1,6 +1,6 @@
 /** Child processes of one benchmark run: start, talk to (IPC), sample memory, stop. */
 import { fork, spawn } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { sleep } from "./util.mjs";
 
@@ -35,6 +35,20 @@ export function memoryOf(pid) {
     return { peakMiB: kb("VmHWM") / 1024, rssMiB: kb("VmRSS") / 1024 };
   } catch {
     return null;
+  }
+}
+
+/**
+ * Resets a process's peak resident memory (VmHWM) to its current RSS (`5` to /proc/<pid>/clear_refs,
+ * Linux ≥ 4.0), so a later peak belongs to what ran after the reset and not to, say, an earlier fill.
+ * False when the kernel or the permissions do not allow it (the peak then covers the process's life).
+ */
+export function resetPeak(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -2,9 +2,9 @@
  * The scenarios. Each runs one system at a time against the shared receiver and returns a plain result
  * object; every wait is bounded in time, every loop in count.
  */
-import { memorySampler } from "./proc.mjs";
-import { items, SYSTEMS, startSystem } from "./systems.mjs";
-import { now, percentile, sleep } from "./util.mjs";
+import { memoryOf, memorySampler, resetPeak } from "./proc.mjs";
+import { EVENT_TYPE, items, SYSTEMS, startSystem } from "./systems.mjs";
+import { now, payload, percentile, sleep } from "./util.mjs";
 
 const BATCH = 1000;
 /** How long the latency scenario waits for the last events after its window (then they count as missing). */
@@ -311,6 +311,192 @@ export async function fanout(ctx, key) {
       lastP95: round(percentile(toLast, 95), 1),
       lastMax: round(percentile(toLast, 100), 1),
       perSecond: p50last ? Math.round((width / p50last) * 1000) : null,
+    };
+  } finally {
+    await sys.stop();
+  }
+}
+
+/** How often the re-trigger scenario reads the job's progress (GET /v1/retriggers/:id). */
+const JOB_POLL_MS = 500;
+/** After the job completed, the longest wait for the receiver to have every re-emitted webhook. */
+const RECEIVER_WAIT_AFTER_JOB_MS = 120_000;
+const FINAL_STATUSES = ["completed", "cancelled", "failed"];
+
+/**
+ * (f) Re-trigger jobs (issue 7): `retriggerIds` events of one type, each with its own aggregate ID, are
+ * seeded through POST /v1/events/batch (1,000 a batch) while no subscription matches them, so nothing is
+ * delivered and the receiver later sees only the job's re-emitted webhooks; then one subscription is
+ * created and we measure (i) a dry run with every aggregate ID inline (wall time, response size, the
+ * API's peak RSS) and (ii) the real job (`retriggerBatch` per chunk, delay_ms 0): creation to
+ * `completed`, items/s, creation to the receiver having every webhook, duplicates, the dispatcher's RSS.
+ */
+export async function retrigger(ctx, key) {
+  const { retriggerIds: n, retriggerBatch: batchSize, retriggerSeconds } = ctx.opts;
+  const limitMs = retriggerSeconds * 1000;
+  const sys = await startSystem(ctx, key, { deferSubscriptions: true, pending: n });
+  try {
+    const tenant = sys.tenantOf(0);
+    const prefix = `R${ctx.seq()}-`;
+    const aggregateIds = Array.from({ length: n }, (_, i) => `${prefix}agg-${i}`);
+
+    // Seed: no subscription exists yet, so every event is stored with 0 deliveries.
+    const seedStart = now();
+    const seedDeadline = Date.now() + limitMs;
+    let next = 0;
+    let accepted = 0;
+    let seededDeliveries = 0;
+    const lane = async () => {
+      while (next < n && Date.now() < seedDeadline) {
+        const from = next;
+        const count = Math.min(BATCH, n - from);
+        next += count;
+        const events = new Array(count);
+        for (let j = 0; j < count; j++) {
+          const i = from + j;
+          events[j] = {
+            tenant_id: tenant,
+            event_type: EVENT_TYPE,
+            aggregate_id: aggregateIds[i],
+            payload: payload(`${prefix}${i}`, i, Date.now()),
+          };
+        }
+        const r = await sys.call("POST", "/v1/events/batch", { events });
+        for (const e of r.events) {
+          if (!e.duplicate) accepted += 1;
+          seededDeliveries += e.deliveries;
+        }
+      }
+    };
+    await Promise.all([lane(), lane()]);
+    const seedSeconds = (now() - seedStart) / 1000;
+    if (accepted !== n) throw new Error(`seeding: ${accepted} of ${n} events accepted`);
+    if (seededDeliveries !== 0) throw new Error(`seeding: ${seededDeliveries} deliveries made, expected 0`);
+
+    const [subscriptionId] = await sys.createSubscriptions();
+    const procs = sys.procs();
+    const api = procs.find((p) => p.role === "herald api") ?? procs[0];
+    const dispatcher = procs.find((p) => p.role === "herald dispatcher") ?? procs[0];
+    const eventsAnalyzed = sys.schema
+      ? ((
+          await ctx.pg.query(
+            "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL AS analyzed FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'events'",
+            [sys.schema],
+          )
+        ).rows[0]?.analyzed ?? null)
+      : null;
+    const body = {
+      tenant_id: tenant,
+      event_type: EVENT_TYPE,
+      aggregate_ids: aggregateIds,
+      subscription_id: subscriptionId,
+      batch_size: batchSize,
+      delay_ms: 0,
+    };
+
+    // (i) Dry run: the API's peak is reset first, so it is the dry run's and not the seeding's.
+    const dryText = JSON.stringify({ ...body, dry_run: true });
+    const apiRssBefore = memoryOf(api.pid)?.rssMiB ?? null;
+    const dryPeakReset = resetPeak(api.pid);
+    const dryMem = memorySampler([api], 100);
+    const dryStart = now();
+    const dry = await sys.request("POST", "/v1/retriggers", dryText, limitMs);
+    const dryMs = now() - dryStart;
+    const dryPeaks = dryMem.stop();
+    if (dry.status !== 200) throw new Error(`dry run: HTTP ${dry.status} ${dry.text.slice(0, 300)}`);
+    const preview = JSON.parse(dry.text);
+    if (preview.items?.length !== n || preview.would_trigger !== n) {
+      throw new Error(
+        `dry run: ${preview.items?.length} items, ${preview.would_trigger} WOULD_TRIGGER; expected ${n}`,
+      );
+    }
+
+    // (ii) The job. Peaks reset again: the dispatcher's and the API's are the job's.
+    await ctx.receiver.call("reset", { expect: n, markEvery: Math.max(1000, Math.floor(n / 10)) });
+    const reached = reachedOrNull(ctx, limitMs + RECEIVER_WAIT_AFTER_JOB_MS);
+    // Hook for bench/profile.mjs (--load retrigger): watch the job, not the seeding.
+    await ctx.onJob?.(sys);
+    const jobPeakReset = procs.map((p) => resetPeak(p.pid)).every(Boolean);
+    const mem = memorySampler(procs);
+    const createStart = now();
+    const created = await sys.request("POST", "/v1/retriggers", JSON.stringify(body), limitMs);
+    const createdAt = now();
+    if (created.status !== 202)
+      throw new Error(`create: HTTP ${created.status} ${created.text.slice(0, 300)}`);
+    const jobId = JSON.parse(created.text).job_id;
+    const deadline = Date.now() + limitMs;
+    const maxPolls = Math.ceil(limitMs / JOB_POLL_MS) + 10;
+    const progress = [];
+    let job = null;
+    let polls = 0;
+    let seenFinalAt = null;
+    while (polls < maxPolls && Date.now() < deadline) {
+      await sleep(JOB_POLL_MS);
+      polls += 1;
+      job = await sys.call("GET", `/v1/retriggers/${jobId}`);
+      const at = (now() - createdAt) / 1000;
+      if (progress.length === 0 || at - progress[progress.length - 1][0] >= 5) {
+        progress.push([round(at, 1), job.completed]);
+      }
+      if (FINAL_STATUSES.includes(job.status)) {
+        seenFinalAt = now();
+        break;
+      }
+    }
+    const hit =
+      seenFinalAt !== null
+        ? await Promise.race([reached, sleep(RECEIVER_WAIT_AFTER_JOB_MS).then(() => null)])
+        : null;
+    const st = await ctx.receiver.call("stats");
+    const peaks = mem.stop();
+    const ms = (iso) => (iso ? Date.parse(iso) : null);
+    const createdMs = ms(job?.created_at);
+    const startedMs = ms(job?.started_at);
+    const finishedMs = job?.status === "completed" ? ms(job.finished_at) : null;
+    const jobSeconds = finishedMs && createdMs ? (finishedMs - createdMs) / 1000 : null;
+    const runSeconds = finishedMs && startedMs ? (finishedMs - startedMs) / 1000 : null;
+    return {
+      ids: n,
+      seedSeconds: round(seedSeconds, 1),
+      seedPerSecond: Math.round(n / seedSeconds),
+      eventsAnalyzed,
+      dryRun: {
+        seconds: round(dryMs / 1000, 2),
+        requestMiB: round(Buffer.byteLength(dryText) / 2 ** 20, 2),
+        responseMiB: round(Buffer.byteLength(dry.text) / 2 ** 20, 2),
+        wouldTrigger: preview.would_trigger,
+        wouldSkip: preview.would_skip,
+        wouldFail: preview.would_fail,
+        planChunks: preview.plan?.chunks ?? null,
+        apiRssBeforeMiB: apiRssBefore === null ? null : Math.round(apiRssBefore),
+        apiPeakMiB: dryPeaks[api.role] ?? null,
+        peakReset: dryPeakReset,
+      },
+      job: {
+        batchSize,
+        status: job?.status ?? null,
+        total: job?.total ?? null,
+        sent: job?.sent ?? null,
+        skipped: job?.skipped ?? null,
+        failed: job?.failed ?? null,
+        chunks: job?.chunks_done ?? null,
+        createSeconds: round((createdAt - createStart) / 1000, 2),
+        // From the create transaction's start (it inserts the items) to the first chunk's.
+        startedAfterCreatedSeconds: startedMs && createdMs ? round((startedMs - createdMs) / 1000, 2) : null,
+        seconds: round(jobSeconds, 1),
+        runSeconds: round(runSeconds, 1),
+        seenCompletedSeconds: seenFinalAt ? round((seenFinalAt - createdAt) / 1000, 1) : null,
+        itemsPerSecond: jobSeconds ? Math.round((job.total ?? n) / jobSeconds) : null,
+        received: st.unique,
+        receivedFirstSeconds: st.first ? round((st.first - createdAt) / 1000, 2) : null,
+        receivedAllSeconds: hit ? round((hit.at - createdAt) / 1000, 1) : null,
+        duplicates: st.duplicates,
+        polls,
+        progress,
+        peakReset: jobPeakReset,
+      },
+      dispatcherRole: dispatcher.role,
+      peakRssMiB: peaks,
     };
   } finally {
     await sys.stop();

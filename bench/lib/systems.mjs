@@ -20,7 +20,7 @@ const root = path.resolve(here, "..", "..");
 const heraldBin = path.join(root, "bin", "herald.js");
 
 export const CONCURRENCY = 64;
-const EVENT_TYPE = "bench.event";
+export const EVENT_TYPE = "bench.event";
 const FANOUT_TYPE = "bench.fanout";
 
 /** Everything the benchmark can run, by key. `herald` marks Herald variants and their settings. */
@@ -298,18 +298,21 @@ async function startHerald(ctx, tag, setup, sys) {
   }
 
   const client = new Pool(origin, { connections: CONCURRENCY, keepAliveTimeout: 60_000 });
-  const call = async (method, p, body) => {
+  /** One API request as the admin (body: an object, or JSON already serialized); the status and raw text. */
+  const request = async (method, p, body, timeoutMs = 120_000) => {
     const res = await client.request({
       path: p,
       method,
       headers: { authorization: `Bearer ${ctx.adminToken}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 120_000,
-      bodyTimeout: 120_000,
+      body: body === undefined || typeof body === "string" ? body : JSON.stringify(body),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
-    const text = await res.body.text();
-    if (res.statusCode >= 300)
-      throw new Error(`${method} ${p}: HTTP ${res.statusCode} ${text.slice(0, 300)}`);
+    return { status: res.statusCode, text: await res.body.text() };
+  };
+  const call = async (method, p, body, timeoutMs) => {
+    const { status, text } = await request(method, p, body, timeoutMs);
+    if (status >= 300) throw new Error(`${method} ${p}: HTTP ${status} ${text.slice(0, 300)}`);
     return text ? JSON.parse(text) : null;
   };
 
@@ -319,11 +322,12 @@ async function startHerald(ctx, tag, setup, sys) {
   const tenantOf = (sub) => (fanout ? "fan" : `t${sub}`);
   const ceiling = Math.min(10_000_000, Math.max(10_000, (setup.pending ?? 0) + 10_000));
   let next = 0;
+  const subscriptionIds = [];
   const creator = async () => {
     for (;;) {
       const s = next++;
       if (s >= subs) return;
-      await call("POST", "/v1/subscriptions", {
+      const created = await call("POST", "/v1/subscriptions", {
         tenant_id: tenantOf(s),
         url: `${ctx.receiverOrigin}/s/${s}`,
         event_types: [fanout ? FANOUT_TYPE : EVENT_TYPE],
@@ -331,9 +335,16 @@ async function startHerald(ctx, tag, setup, sys) {
         pending_ceiling: ceiling,
         ...(sys.ordering === "unordered" ? { max_in_flight: 1000 } : {}),
       });
+      subscriptionIds[s] = created.subscription_id;
     }
   };
-  await Promise.all(Array.from({ length: 8 }, creator));
+  const createSubscriptions = async () => {
+    await Promise.all(Array.from({ length: 8 }, creator));
+    return subscriptionIds;
+  };
+  // setup.deferSubscriptions: the scenario creates them later (createSubscriptions), e.g. after seeding
+  // events that must not be delivered.
+  if (!setup.deferSubscriptions) await createSubscriptions();
 
   const event = (it, t) => ({
     tenant_id: tenantOf(it.sub),
@@ -347,6 +358,11 @@ async function startHerald(ctx, tag, setup, sys) {
     produceBatch: (batch) =>
       call("POST", "/v1/events/batch", { events: batch.map((it) => event(it, Date.now())) }),
     produceOne: (it) => call("POST", "/v1/events", event(it, Date.now())),
+    /** The admin's API client: `call` answers parsed JSON (throws on non-2xx), `request` the raw text. */
+    call,
+    request,
+    tenantOf,
+    createSubscriptions,
     startConsumers: async () => {
       if (!dispatcher && sys.store === "pg") await startDispatcher();
     },
