@@ -17,9 +17,9 @@ export interface RetriggerRunnerOptions {
   owner?: string;
   /** Longest sleep between looks for a job (default 1 s); wake() cuts it short. */
   pollMs?: number;
-  /** How long a chunk owner holds a job without renewing (default HERALD_LEASE_MS); every item renews it. */
+  /** How long a chunk owner holds a job without renewing (default HERALD_LEASE_MS); every group of items renews it. */
   leaseMs?: number;
-  /** Called before each item (tests stop a runner at an exact item with it). */
+  /** Called before each item, as its group is formed (tests stop a runner before an item's group with it). */
   beforeItem?: ChunkControl["beforeItem"];
   /** Back-off before a failed chunk is tried again (default 1 s doubling to 60 s). */
   retryDelayMs?: RunnerContext["retryDelayMs"];
@@ -36,9 +36,9 @@ function newOwner(): string {
 /**
  * Runs re-trigger jobs in the dispatcher role. It takes one due job with a lease (one chunk owner at a
  * time, across all dispatchers), runs one chunk of it (service `runChunk`: up to batch_size items within
- * the chunk's time budget, each item its own transaction, each renewing the lease), then releases the
- * job until its next chunk is due (delay_ms later) and looks again. A job whose owner died is taken up
- * by any runner once the lease expires. stop() finishes the current item and releases the job.
+ * the chunk's time budget, in groups of up to 50 items per transaction, each renewing the lease), then
+ * releases the job until its next chunk is due (delay_ms later) and looks again. A job whose owner died is
+ * taken up by any runner once the lease expires. stop() finishes the current group and releases the job.
  */
 export class RetriggerRunner {
   readonly name = "retrigger-runner";
@@ -69,7 +69,7 @@ export class RetriggerRunner {
     this.wakeup.wake();
   }
 
-  /** Finishes the current item, releases the job for the next runner, and returns. Safe to call twice. */
+  /** Finishes the current group of items, releases the job for the next runner, and returns. Safe to call twice. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.stopping = true;
@@ -79,8 +79,8 @@ export class RetriggerRunner {
   }
 
   /**
-   * Test seam for a crash: stops without releasing anything. The item in progress (if any) commits or
-   * not as a whole; the job keeps this runner's lease until it expires (or an operator resumes it).
+   * Test seam for a crash: stops without releasing anything. The group of items in progress (if any)
+   * commits or not as a whole; the job keeps this runner's lease until it expires (or an operator resumes it).
    */
   async kill(): Promise<void> {
     if (!this.running) return;

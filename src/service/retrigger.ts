@@ -8,6 +8,7 @@ import {
   type Decision,
   type DryRunOutcome,
   dryRunOutcome,
+  type ItemFacts,
   MAX_CHUNK_ERRORS,
   MAX_JOB_ITEMS,
   outcomeOf,
@@ -39,6 +40,7 @@ import {
   pendingItems,
   type RetriggerJobRow,
   recordItem,
+  recordItems,
   recordJobError,
   reemittedByJob,
   releaseJob,
@@ -632,7 +634,7 @@ const leaseState = (j: RetriggerJobRow) => ({
 /**
  * Resume: the job runs again from its pending items, now. A failed job goes back to running; a job
  * whose chunk owner vanished is released at once (no wait for the lease to expire). A live owner, if
- * any, loses the job at its next item (every item checks the lease), so there is never more than one.
+ * any, loses the job at its next group of items (every group's transaction checks the lease), so there is never more than one.
  */
 export async function resumeRetrigger(
   ctx: ServiceContext,
@@ -719,11 +721,14 @@ export interface RunnerContext {
 }
 
 export interface ChunkControl {
-  /** Stop after the current item and release the job (graceful stop). */
+  /** Stop after the current group of items and release the job (graceful stop). */
   stopping(): boolean;
   /** Stop at once and leave the lease as it is (a crash, for tests). */
   killed(): boolean;
-  /** Called before each item (tests stop a runner at an exact item with it). */
+  /**
+   * Called once before each item, as its group is formed, before the group's transaction starts (tests
+   * stop a runner there with it: the group is then not written).
+   */
   beforeItem?: ((jobId: number, ordinal: number) => Promise<void> | void) | undefined;
 }
 
@@ -769,10 +774,19 @@ export async function claimNextJob(rc: RunnerContext): Promise<ClaimedJob | null
 }
 
 /**
+ * Items per transaction: a chunk's items are written in groups of up to this many (never more than the
+ * job's batch_size), each group in one transaction, so a commit (and its WAL flush) is shared by the group.
+ */
+export const ITEMS_PER_TRANSACTION = 50;
+
+/**
  * Runs one chunk of a claimed job: up to batch_size pending items, in order, within the chunk's time
- * budget, each in its own transaction (the new event, its deliveries, the item's outcome and the job's
- * counters together, under the lease). Then completes the job, or releases it until the next chunk is
- * due (delay_ms later; at once after a graceful stop).
+ * budget, in groups of up to ITEMS_PER_TRANSACTION items per transaction (each group's new events, their
+ * deliveries, the items' outcomes and the job's counters together, under the lease: every item of a group
+ * is written with it or not at all). A group in which anything item-specific goes wrong (an item's targets
+ * changed, an item no longer pending, any error but a lost lease) is rolled back and its items are done
+ * one per transaction instead. Then completes the job, or releases it until the next chunk is due
+ * (delay_ms later; at once after a graceful stop).
  */
 export async function runChunk(
   rc: RunnerContext,
@@ -787,6 +801,11 @@ export async function runChunk(
   }
 }
 
+interface ChunkState {
+  targets: string[];
+  readonly facts: (item: PendingItem, targets: readonly string[]) => ItemFacts;
+}
+
 async function runChunkUnguarded(
   rc: RunnerContext,
   job: RetriggerJobRow,
@@ -795,50 +814,65 @@ async function runChunkUnguarded(
   const deadline = Date.now() + job.chunk_budget_ms;
   await refreshStatistics(rc.db);
   const items = await pendingItems(rc.db, job.job_id, job.batch_size);
-  let targets = await targetsOf(rc.db, job);
+  const targets = await targetsOf(rc.db, job);
   const delivered = await deliveredFor(rc.db, job, targets, items);
   const done = await reemittedByJob(
     rc.db,
     job.job_id,
     items.map((i) => i.source_event_id),
   );
-  let processed = 0;
-  let cut = false;
-  for (const item of items) {
-    if (control.killed()) return "abandoned";
-    // Every chunk does at least one item (progress), unless the runner is stopping.
-    if (control.stopping() || (processed > 0 && Date.now() >= deadline)) {
-      cut = true;
-      break;
-    }
-    await control.beforeItem?.(job.job_id, item.ordinal);
-    if (control.killed()) return "abandoned";
-    const facts = (t: readonly string[]) => ({
+  const state: ChunkState = {
+    targets,
+    facts: (item, t) => ({
       resolution: { kind: "found" as const, event_id: item.source_event_id, aggregate_id: item.aggregate_id },
       targets: t,
       skipDeliveredAfter: job.skip_delivered_after,
       deliveredSince: delivered.get(item.ordinal) ?? NONE,
       doneByJobAs: done.get(item.source_event_id) ?? null,
-    });
-    let decision = classifyItem(facts(targets));
-    // The targets can change between the chunk's look-up and the item's transaction (a subscription
-    // deleted): look again, at most twice.
-    for (let attempt = 0; ; attempt++) {
+    }),
+  };
+  const groupSize = Math.max(1, Math.min(ITEMS_PER_TRANSACTION, job.batch_size));
+  let processed = 0;
+  let cut = false;
+  for (let at = 0; at < items.length; at += groupSize) {
+    if (control.killed()) return "abandoned";
+    // Every chunk does at least one group (progress), unless the runner is stopping.
+    if (control.stopping() || (processed > 0 && Date.now() >= deadline)) {
+      cut = true;
+      break;
+    }
+    const group = items.slice(at, at + groupSize);
+    for (const item of group) {
+      await control.beforeItem?.(job.job_id, item.ordinal);
+      if (control.killed()) return "abandoned";
+    }
+    let written: { queuedFor: string[]; paused: string[] } | null = null;
+    if (group.length > 1) {
       try {
-        await processItem(rc, job, item, decision);
-        break;
+        const decisions = group.map((item) => classifyItem(state.facts(item, state.targets)));
+        written = await processGroup(rc, job, group, decisions);
       } catch (err) {
         if (err instanceof LeaseLost) return "lease_lost";
-        if (err instanceof AlreadyProcessed) break;
-        if (err instanceof TargetsChanged && attempt < 2) {
-          targets = await targetsOf(rc.db, job);
-          decision = classifyItem(facts(targets));
-          continue;
+        if (control.killed()) return "abandoned";
+        if (!(err instanceof TargetsChanged || err instanceof AlreadyProcessed)) {
+          rc.log.warn(
+            { err, job_id: job.job_id, first_ordinal: group[0]!.ordinal },
+            "re-trigger group failed; doing its items one per transaction",
+          );
         }
-        throw err;
       }
     }
-    processed += 1;
+    if (written) {
+      if (written.queuedFor.length > 0) rc.hooks.queued(written.queuedFor);
+      for (const id of written.paused) rc.hooks.subscriptionChanged(id, "paused");
+    } else {
+      // A single item, or a group rolled back: one item per transaction, exactly as before groups.
+      for (const item of group) {
+        if (control.killed()) return "abandoned";
+        if ((await processAlone(rc, job, item, state)) === "lease_lost") return "lease_lost";
+      }
+    }
+    processed += group.length;
   }
   if (control.killed()) return "abandoned";
   const chunkDone = processed > 0;
@@ -878,6 +912,34 @@ async function runChunkUnguarded(
   return released ? "released" : "lease_lost";
 }
 
+/**
+ * One item in its own transaction (a group's fallback). The targets can change between the chunk's
+ * look-up and the item's transaction (a subscription deleted): look again, at most twice.
+ */
+async function processAlone(
+  rc: RunnerContext,
+  job: RetriggerJobRow,
+  item: PendingItem,
+  state: ChunkState,
+): Promise<"done" | "lease_lost"> {
+  let decision = classifyItem(state.facts(item, state.targets));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await processItem(rc, job, item, decision);
+      return "done";
+    } catch (err) {
+      if (err instanceof LeaseLost) return "lease_lost";
+      if (err instanceof AlreadyProcessed) return "done";
+      if (err instanceof TargetsChanged && attempt < 2) {
+        state.targets = await targetsOf(rc.db, job);
+        decision = classifyItem(state.facts(item, state.targets));
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
 function targetsOf(q: Queryable, job: RetriggerJobRow): Promise<string[]> {
   return matchingSubscriptions(q, job.tenant_id, job.event_type, job.subscription_id);
 }
@@ -903,6 +965,35 @@ function deliveredFor(
   });
 }
 
+function newEventOf(job: RetriggerJobRow, item: PendingItem): NewEvent {
+  return {
+    tenant_id: item.tenant_id,
+    event_type: item.event_type,
+    aggregate_id: item.aggregate_id,
+    occurred_at: item.occurred_at,
+    payload: item.payload,
+    idempotency_key: null,
+    source_txn_id: null,
+    retrigger_of: item.source_event_id,
+    job_id: job.job_id,
+  };
+}
+
+function detailOf(d: Decision, newEventId: number | null, deliveries: number | null): string | null {
+  return d.kind === "trigger"
+    ? `re-emitted as event ${newEventId} to ${deliveries} subscription${deliveries === 1 ? "" : "s"}` +
+        (d.detail ? `; ${d.detail}` : "")
+    : d.detail;
+}
+
+function counts(outcomes: readonly string[]): { sent: number; skipped: number; failed: number } {
+  return {
+    sent: outcomes.filter((o) => o === "sent").length,
+    skipped: outcomes.filter((o) => o === "skipped").length,
+    failed: outcomes.filter((o) => o === "failed").length,
+  };
+}
+
 /** One item, one transaction: fence the lease, re-emit (if it goes), write the outcome. */
 async function processItem(
   rc: RunnerContext,
@@ -916,9 +1007,7 @@ async function processItem(
       jobId: job.job_id,
       owner: rc.owner,
       leaseMs: rc.leaseMs,
-      sent: outcome === "sent" ? 1 : 0,
-      skipped: outcome === "skipped" ? 1 : 0,
-      failed: outcome === "failed" ? 1 : 0,
+      ...counts([outcome]),
     });
     if (!fenced) throw new LeaseLost();
     let newEventId: number | null = null;
@@ -926,18 +1015,9 @@ async function processItem(
     let queuedFor: string[] = [];
     let paused: string[] = [];
     if (d.kind === "trigger") {
-      const ev: NewEvent = {
-        tenant_id: item.tenant_id,
-        event_type: item.event_type,
-        aggregate_id: item.aggregate_id,
-        occurred_at: item.occurred_at,
-        payload: item.payload,
-        idempotency_key: null,
-        source_txn_id: null,
-        retrigger_of: item.source_event_id,
-        job_id: job.job_id,
-      };
-      const r = await acceptInTransaction(tx, [ev], { onlySubscriptionIds: d.subscriptions });
+      const r = await acceptInTransaction(tx, [newEventOf(job, item)], {
+        onlySubscriptionIds: d.subscriptions,
+      });
       const a = r.accepted[0]!;
       if (a.deliveries === 0) throw new TargetsChanged();
       newEventId = a.event_id;
@@ -945,17 +1025,12 @@ async function processItem(
       queuedFor = r.queuedFor;
       paused = r.paused;
     }
-    const detail =
-      d.kind === "trigger"
-        ? `re-emitted as event ${newEventId} to ${deliveries} subscription${deliveries === 1 ? "" : "s"}` +
-          (d.detail ? `; ${d.detail}` : "")
-        : d.detail;
     const recorded = await recordItem(tx, {
       jobId: job.job_id,
       ordinal: item.ordinal,
       outcome,
       reason: d.kind === "trigger" ? null : d.reason,
-      detail,
+      detail: detailOf(d, newEventId, deliveries),
       newEventId,
       deliveries,
     });
@@ -964,6 +1039,82 @@ async function processItem(
   });
   if (result.queuedFor.length > 0) rc.hooks.queued(result.queuedFor);
   for (const s of result.paused) rc.hooks.subscriptionChanged(s, "paused");
+}
+
+/**
+ * Several items, one transaction: fence the lease once (with the group's summed counts), re-emit the
+ * items that go (one accept per run of consecutive items with the same target subscriptions, so every
+ * subscription gets them in item order), write every item's outcome. Throws TargetsChanged when an item
+ * would get no delivery and AlreadyProcessed when an item was no longer pending (the transaction rolls
+ * back and the caller does the group's items one by one), LeaseLost when the lease is gone. Returns what
+ * the hooks are to be told (the caller tells them once for the group).
+ */
+async function processGroup(
+  rc: RunnerContext,
+  job: RetriggerJobRow,
+  group: readonly PendingItem[],
+  decisions: readonly Decision[],
+): Promise<{ queuedFor: string[]; paused: string[] }> {
+  const outcomes = decisions.map(outcomeOf);
+  return rc.db.transaction(async (tx) => {
+    const fenced = await fenceAndCount(tx, {
+      jobId: job.job_id,
+      owner: rc.owner,
+      leaseMs: rc.leaseMs,
+      ...counts(outcomes),
+    });
+    if (!fenced) throw new LeaseLost();
+    const newEventIds: Array<number | null> = group.map(() => null);
+    const deliveries: Array<number | null> = group.map(() => null);
+    const queuedFor = new Set<string>();
+    const paused: string[] = [];
+    // Runs of consecutive triggered items with the same target set (skipped and failed items between
+    // them do not break a run).
+    const runs: Array<{ subscriptions: string[]; members: number[] }> = [];
+    decisions.forEach((d, i) => {
+      if (d.kind !== "trigger") return;
+      const last = runs[runs.length - 1];
+      if (last && sameSet(last.subscriptions, d.subscriptions)) last.members.push(i);
+      else runs.push({ subscriptions: d.subscriptions, members: [i] });
+    });
+    for (const run of runs) {
+      const r = await acceptInTransaction(
+        tx,
+        run.members.map((i) => newEventOf(job, group[i]!)),
+        { onlySubscriptionIds: run.subscriptions },
+      );
+      run.members.forEach((i, k) => {
+        const a = r.accepted[k]!;
+        if (a.deliveries === 0) throw new TargetsChanged();
+        newEventIds[i] = a.event_id;
+        deliveries[i] = a.deliveries;
+      });
+      for (const s of r.queuedFor) queuedFor.add(s);
+      paused.push(...r.paused);
+    }
+    const recorded = await recordItems(
+      tx,
+      job.job_id,
+      group.map((item, i) => {
+        const d = decisions[i]!;
+        return {
+          ordinal: item.ordinal,
+          outcome: outcomes[i]!,
+          reason: d.kind === "trigger" ? null : d.reason,
+          detail: detailOf(d, newEventIds[i] ?? null, deliveries[i] ?? null),
+          newEventId: newEventIds[i] ?? null,
+          deliveries: deliveries[i] ?? null,
+        };
+      }),
+    );
+    if (recorded !== group.length) throw new AlreadyProcessed();
+    return { queuedFor: [...queuedFor], paused };
+  });
+}
+
+/** Two sorted lists of subscription IDs hold the same IDs. */
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 /** A chunk that failed: counted; retried after a back-off, or at the limit the job fails (audited). */

@@ -452,8 +452,8 @@ export async function pendingItems(q: Queryable, jobId: number, limit: number): 
 }
 
 /**
- * The fence of every item's transaction: locks the job row if `owner` still holds the lease on a running
- * job, renews the lease, and adds the item's outcome to the counters. False when the lease was lost
+ * The fence of every item's (or group of items') transaction: locks the job row if `owner` still holds the
+ * lease on a running job, renews the lease, and adds the outcomes (summed over a group) to the counters. False when the lease was lost
  * (taken over, released by a resume, or the job cancelled): the caller must roll back.
  */
 export async function fenceAndCount(
@@ -490,6 +490,43 @@ export async function recordItem(
     [r.jobId, r.ordinal, r.outcome, r.reason, r.detail, r.newEventId, r.deliveries],
   );
   return res.rowCount === 1;
+}
+
+/**
+ * Writes several items' outcomes in one statement (a group of items in one transaction), each only if it
+ * is still pending; returns how many were written (fewer than given when some were not pending).
+ */
+export async function recordItems(
+  tx: Queryable,
+  jobId: number,
+  items: ReadonlyArray<{
+    ordinal: number;
+    outcome: "sent" | "skipped" | "failed";
+    reason: string | null;
+    detail: string | null;
+    newEventId: number | null;
+    deliveries: number | null;
+  }>,
+): Promise<number> {
+  if (items.length === 0) return 0;
+  const res = await tx.query(
+    `UPDATE retrigger_items i
+     SET outcome = t.outcome, reason = t.reason, detail = t.detail, new_event_id = t.new_event_id,
+         deliveries = t.deliveries, processed_at = now()
+     FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::int[])
+       AS t(ordinal, outcome, reason, detail, new_event_id, deliveries)
+     WHERE i.job_id = $1 AND i.ordinal = t.ordinal AND i.outcome = 'pending'`,
+    [
+      jobId,
+      items.map((r) => r.ordinal),
+      items.map((r) => r.outcome),
+      items.map((r) => r.reason),
+      items.map((r) => r.detail),
+      items.map((r) => r.newEventId),
+      items.map((r) => r.deliveries),
+    ],
+  );
+  return res.rowCount;
 }
 
 /**

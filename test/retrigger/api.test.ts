@@ -191,7 +191,8 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
       after: { status: "cancelled", pending: 5 },
     });
 
-    // In the middle of a chunk: the runner finds the job cancelled at its next item and stops there.
+    // In the middle of a chunk: the runner finds the job cancelled at its next group of items (a group's
+    // transaction checks the lease) and stops there; the group in progress is not written.
     await h.proc.retriggerRunner!.stop();
     const atThird = new Gate();
     const go = new Gate();
@@ -224,7 +225,12 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
       go.open();
       await runner.stop();
       const after = await getJob(h, busy.body.job_id);
-      expect(after).toMatchObject({ status: "cancelled", sent: 2, pending: 4 });
+      expect(after).toMatchObject({ status: "cancelled" });
+      expect(after.sent).toBeLessThan(2 + 1);
+      expect(after.sent + after.pending).toBe(6);
+      expect((await allItems(h, busy.body.job_id, "pending")).map((i) => i.requested_id)).toEqual(
+        aggregates.slice(after.sent),
+      );
     } finally {
       go.open();
       await runner.stop();
@@ -255,7 +261,10 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
       });
       await runner.start();
       const failed = await waitJob(h, job.body.job_id, (j) => j.status === "failed", "failed");
-      expect(failed).toMatchObject({ sent: 1, pending: 2, error_count: 5, last_error: "disk on fire" });
+      // Item 2's group never started: at most item 1 (its own group) was written.
+      expect(failed).toMatchObject({ error_count: 5, last_error: "disk on fire" });
+      expect(failed.sent).toBeLessThan(1 + 1);
+      expect(failed.sent + failed.pending).toBe(3);
       broken = false;
       const resumed = await h.api<Job>("POST", `/v1/retriggers/${job.body.job_id}/resume`, {});
       expect(resumed.body).toMatchObject({ status: "running", error_count: 0, finished_at: null });
@@ -433,6 +442,89 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
     expect(new Set(fresh().map((r) => `${r.path} ${contractOf(r.body)}`))).toEqual(
       new Set(["/part-late q-1"]),
     );
+  });
+
+  it("writes a group of items with different targets in one transaction; a group whose targets vanish is redone item by item", async () => {
+    // Items 1 and 3 go to both subscriptions, item 2 (delivered to the early one since the time) only to the late one.
+    const early = await subscribe(h, rx, "mix", "/mix-early");
+    await emit(h, "mix", ["m-1", "m-3"]);
+    await rx.waitFor((r) => r.filter((x) => x.path === "/mix-early").length >= 2, 30_000, "first deliveries");
+    await new Promise((r) => setTimeout(r, 500));
+    const since = new Date().toISOString();
+    await emit(h, "mix", ["m-2"]);
+    await rx.waitFor((r) => r.filter((x) => x.path === "/mix-early").length >= 3, 30_000, "m-2 delivered");
+    const late = await subscribe(h, rx, "mix", "/mix-late");
+    const body = {
+      tenant_id: "mix",
+      event_type: TYPE,
+      aggregate_ids: ["m-1", "m-2", "m-3"],
+      skip_delivered_after: since,
+    };
+    await eventually(async () => {
+      const r = await create({ ...body, dry_run: true });
+      return r.body.items.map((i) => i.subscriptions.length).join() === "2,1,2" ? true : undefined;
+    });
+    const seen = new Set(rx.received.map((r) => r.webhookId));
+    const job = await create(body);
+    const done = await waitJob(h, job.body.job_id, (j) => j.status === "completed", "completed");
+    expect(done).toMatchObject({ sent: 3, skipped: 0, failed: 0, chunks_done: 1 });
+    const items = await allItems(h, job.body.job_id);
+    expect(items.map((i) => [i.requested_id, i.outcome, i.deliveries])).toEqual([
+      ["m-1", "sent", 2],
+      ["m-2", "sent", 1],
+      ["m-3", "sent", 2],
+    ]);
+    expect(items[1]!.detail).toContain(early);
+    // New events in item order.
+    const ids = items.map((i) => i.new_event_id!);
+    expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+    const fresh = () => rx.received.filter((r) => !seen.has(r.webhookId));
+    await rx.waitFor(
+      () => new Set(fresh().map((r) => r.webhookId)).size >= 5,
+      30_000,
+      "the re-sent webhooks",
+    );
+    expect(new Set(fresh().map((r) => `${r.path} ${contractOf(r.body)}`))).toEqual(
+      new Set(["/mix-early m-1", "/mix-early m-3", "/mix-late m-1", "/mix-late m-2", "/mix-late m-3"]),
+    );
+    expect(late).not.toBe(early);
+
+    // The only subscription is deleted while the group is formed: the group's transaction finds no target
+    // for its first item and rolls back; item by item, each fails as having no matching subscription.
+    const only = await subscribe(h, rx, "gone", "/gone");
+    await emit(h, "gone", ["v-1", "v-2", "v-3"]);
+    await h.proc.retriggerRunner!.stop();
+    let calls = 0;
+    const runner = new RetriggerRunner({
+      db: (await h.store.connectAgain()) ?? h.store.db,
+      settings: h.proc.settings,
+      log: pino({ level: "silent" }),
+      hooks: h.proc.ctx.hooks,
+      beforeItem: async () => {
+        calls += 1;
+        if (calls === 2) expect((await h.api("DELETE", `/v1/subscriptions/${only}`)).status).toBe(204);
+      },
+    });
+    try {
+      const gone = await create({
+        tenant_id: "gone",
+        event_type: TYPE,
+        aggregate_ids: ["v-1", "v-2", "v-3"],
+      });
+      await runner.start();
+      const end = await waitJob(h, gone.body.job_id, (j) => j.status === "completed", "completed");
+      expect(end).toMatchObject({ sent: 0, skipped: 0, failed: 3 });
+      expect(calls).toBe(3);
+      const outcomes = await allItems(h, gone.body.job_id);
+      expect(outcomes.map((i) => [i.outcome, i.reason, i.new_event_id])).toEqual([
+        ["failed", "no_matching_subscription", null],
+        ["failed", "no_matching_subscription", null],
+        ["failed", "no_matching_subscription", null],
+      ]);
+    } finally {
+      await runner.stop();
+      await h.proc.retriggerRunner!.start();
+    }
   });
 
   it("lists jobs newest first and pages items with a cursor; the routes are in /openapi.json", async () => {
