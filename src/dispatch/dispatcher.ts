@@ -85,9 +85,20 @@ export class Dispatcher {
     return Math.max(1, Math.floor(this.opts.settings.maxConcurrentPosts / 2));
   }
 
-  /** How many more POSTs `subscriptionId` may start in this process now. */
+  /**
+   * How many more POSTs `subscriptionId` may start in this process now. A queue with POSTs out is
+   * refilled only once a quarter of its share is free: claiming and recording in batches of a few rows
+   * instead of one or two at a time is what keeps the database's cost per delivery low (bench/README.md).
+   */
   allowance(subscriptionId: string): number {
-    return Math.max(0, this.fairShare - (this.perSubscription.get(subscriptionId) ?? 0));
+    const out = this.perSubscription.get(subscriptionId) ?? 0;
+    const free = Math.max(0, this.fairShare - out);
+    return out === 0 || free >= this.refillAt ? free : 0;
+  }
+
+  /** Free slots (of one queue's share) before a queue with POSTs out is claimed from again. */
+  private get refillAt(): number {
+    return Math.max(1, Math.floor(this.fairShare / 4));
   }
 
   /** Sends deliveries someone else claimed (a push drain) and resolves once their results are recorded. */
