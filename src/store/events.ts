@@ -25,10 +25,13 @@ export interface InsertedEvent {
 export async function insertEvents(q: Queryable, events: readonly NewEvent[]): Promise<InsertedEvent[]> {
   const res = await q.query<InsertedEvent>(
     `WITH input AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::text[],
-                            $7::text[], $8::bigint[], $9::bigint[])
-         WITH ORDINALITY AS t(tenant_id, event_type, aggregate_id, occurred_at, payload, idempotency_key,
-                              source_txn_id, retrigger_of, job_id, ord)
+       SELECT t.tenant_id, t.event_type, t.aggregate_id, t.occurred_at, p.payload, t.idempotency_key,
+              t.source_txn_id, t.retrigger_of, t.job_id, t.ord
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::text[], $7::text[], $8::bigint[],
+                   $9::bigint[])
+         WITH ORDINALITY AS t(tenant_id, event_type, aggregate_id, occurred_at, idempotency_key, source_txn_id,
+                              retrigger_of, job_id, ord)
+       JOIN jsonb_array_elements($5::jsonb) WITH ORDINALITY AS p(payload, ord) ON p.ord = t.ord
      ), numbered AS (
        SELECT nextval(pg_get_serial_sequence('events', 'event_id')) AS event_id, input.*
        FROM input ORDER BY ord
@@ -50,7 +53,8 @@ export async function insertEvents(q: Queryable, events: readonly NewEvent[]): P
       events.map((e) => e.event_type),
       events.map((e) => e.aggregate_id),
       events.map((e) => e.occurred_at.toISOString()),
-      events.map((e) => JSON.stringify(e.payload)),
+      // The payloads as one JSON array: one serialisation, no array-literal escaping of every payload.
+      JSON.stringify(events.map((e) => e.payload ?? null)),
       events.map((e) => e.idempotency_key),
       events.map((e) => e.source_txn_id),
       events.map((e) => e.retrigger_of ?? null),
