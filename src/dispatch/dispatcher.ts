@@ -26,6 +26,8 @@ export interface DispatcherOptions {
 }
 
 const MAX_CLAIM_BATCH = 100;
+/** How soon to look again when the only queues with work were held by push drains. */
+const EXCLUDED_RETRY_MS = 50;
 /** Consecutive claims that found nothing while more queues were left to look at, before sleeping. */
 const MAX_EMPTY_SCANS = 4;
 
@@ -161,7 +163,9 @@ export class Dispatcher {
           continue;
         }
         emptyScans = 0;
-        await this.wakeup.wait(settings.schedulerIntervalMs);
+        // Queues left out because a push drain held them have work: the drain may end (and release
+        // them) without anything waking this loop, so look again soon instead of after a scheduler interval.
+        await this.wakeup.wait(claim.excluded > 0 ? EXCLUDED_RETRY_MS : settings.schedulerIntervalMs);
       } catch (err) {
         errors += 1;
         const backoff = Math.min(5000, 100 * 2 ** Math.min(errors, 6));

@@ -26,6 +26,8 @@ export interface ClaimResult {
   exhausted: boolean;
   /** The last subscription looked at: the `after` of the next claim, so the walk goes round. */
   cursor: string | null;
+  /** Candidates left out because `exclude` said so (a push drain holds them). */
+  excluded: number;
 }
 
 export interface ClaimOptions {
@@ -186,7 +188,10 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
     const skip = await opts.exclude(candidates).catch(() => new Set<string>());
     if (skip.size > 0) candidates = candidates.filter((id) => !skip.has(id));
   }
-  if (candidates.length === 0 || opts.limit <= 0) return { deliveries: [], examined, exhausted, cursor };
+  const excluded = ids.length - candidates.length;
+  if (candidates.length === 0 || opts.limit <= 0) {
+    return { deliveries: [], examined, exhausted, cursor, excluded };
+  }
   const res = await db.query<ClaimedDelivery>(
     CLAIM_SQL,
     [
@@ -200,7 +205,7 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
     ],
     { name: "herald_claim" },
   );
-  return { deliveries: res.rows, examined, exhausted, cursor };
+  return { deliveries: res.rows, examined, exhausted, cursor, excluded };
 }
 
 /**
