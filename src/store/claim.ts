@@ -227,25 +227,6 @@ export async function nextDueAt(db: Db): Promise<Date | null> {
   return r.rows[0]?.at ?? null;
 }
 
-/** The head of a queue (lowest position among pending + in_flight), or null when the queue is empty. */
-export async function queueHead(
-  db: Db,
-  subscriptionId: string,
-): Promise<{ delivery_id: number; event_id: number; status: "pending" | "in_flight"; due: boolean } | null> {
-  const r = await db.query<{
-    delivery_id: number;
-    event_id: number;
-    status: "pending" | "in_flight";
-    due: boolean;
-  }>(
-    `SELECT delivery_id, event_id, status, scheduled_at <= now() AS due FROM deliveries
-     WHERE subscription_id = $1 AND status IN ('pending', 'in_flight')
-     ORDER BY position LIMIT 1`,
-    [subscriptionId],
-  );
-  return r.rows[0] ?? null;
-}
-
 /**
  * Of these subscriptions, those whose queue has something a claim could take now: live, active, with an
  * ordered head that is pending and due, or unordered due rows. (A full max_in_flight still answers yes:
