@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { cpuMeter } from "./lib/proc.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -47,6 +48,8 @@ try {
                                 max_in_flight, secret)
      VALUES ('sub_floor', 't', 'http://127.0.0.1:9/', '{x}', 'unordered', 10000000, 1000, 1000, 'whsec_x')`,
   );
+  const self = [{ role: "floor", pid: process.pid }];
+  const insertCpu = cpuMeter(self);
   const t0 = performance.now();
   for (let done = 0; done < N; done += 1000) {
     const n = Math.min(1000, N - done);
@@ -62,9 +65,11 @@ try {
     );
   }
   const insertS = (performance.now() - t0) / 1000;
+  const insertUsed = insertCpu.stop();
   await c.query("ANALYZE");
   await c.end();
 
+  const dispatchCpu = cpuMeter(self);
   const t1 = performance.now();
   const worker = async (w) => {
     const k = new pg.Client({ connectionString: url });
@@ -98,14 +103,16 @@ try {
       );
       moved += ids.length;
     }
-    await k.end();
-    return moved;
+    return { moved, client: k };
   };
-  const moved = (await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)))).reduce(
-    (a, b) => a + b,
-    0,
-  );
+  const done = await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+  const moved = done.reduce((a, b) => a + b.moved, 0);
   const dispatchS = (performance.now() - t1) / 1000;
+  // Measured before the connections close: a backend's CPU time goes with it when it exits.
+  const dispatchUsed = dispatchCpu.stop();
+  await Promise.all(done.map((d) => d.client.end()));
+  // PostgreSQL's CPU per row, in microseconds (every postgres process: the backends, WAL writer, …).
+  const us = (used, rows) => (used ? Math.round((used.postgres * 1e6) / rows) : null);
   const version = (await admin.query("SHOW server_version")).rows[0].server_version;
   console.log(
     JSON.stringify({
@@ -118,6 +125,11 @@ try {
       synchronous_commit: SYNC,
       insert_rows_per_s: Math.round(N / insertS),
       dispatch_rows_per_s: Math.round(moved / dispatchS),
+      postgres_cpu_us_per_row: { insert: us(insertUsed, N), claim_and_record: us(dispatchUsed, moved) },
+      machine_cpu_s: {
+        insert: insertUsed?.machineSeconds ?? null,
+        dispatch: dispatchUsed?.machineSeconds ?? null,
+      },
       moved,
     }),
   );

@@ -1,7 +1,8 @@
 /** Child processes of one benchmark run: start, talk to (IPC), sample memory, stop. */
-import { fork, spawn } from "node:child_process";
-import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, fork, spawn } from "node:child_process";
+import { createWriteStream, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import { sleep } from "./util.mjs";
 
 const children = new Set();
@@ -235,4 +236,92 @@ export function waitOutput(child, re, timeoutMs = 30_000) {
     child.stderr?.on("data", onData);
     child.once("exit", onExit);
   });
+}
+
+let clockTicks = null;
+/** Kernel clock ticks per second (`getconf CLK_TCK`, 100 on Linux nearly always). */
+function ticksPerSecond() {
+  if (clockTicks === null) {
+    try {
+      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system, ticks) a process has used so far; null once it has gone. */
+function cpuTicksOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which may itself hold spaces: state is [0], utime [11], stime [12].
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
+  }
+}
+
+/** Busy ticks of the whole machine (all cores; everything but idle and iowait) from /proc/stat. */
+function machineBusyTicks() {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu;
+  return user + nice + system + irq + softirq + (steal ?? 0);
+}
+
+/** Processes named `comm` (e.g. every PostgreSQL backend), with their CPU ticks. */
+function ticksByComm(comm) {
+  const out = new Map();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, "utf8").trim() !== comm) continue;
+    } catch {
+      continue;
+    }
+    const t = cpuTicksOf(name);
+    if (t !== null) out.set(name, t);
+  }
+  return out;
+}
+
+/**
+ * CPU seconds used between start and stop() by each given process, by the PostgreSQL server (every
+ * `postgres` process; a backend that exits in between loses what it used) and Redis, and by the whole
+ * machine (from /proc/stat, so the driver and anything else running count too). Linux only; on other
+ * systems stop() returns null.
+ */
+export function cpuMeter(procs) {
+  if (!existsSync("/proc/stat")) return { stop: () => null };
+  const hz = ticksPerSecond();
+  const t0 = performance.now();
+  const machine0 = machineBusyTicks();
+  const own0 = new Map(procs.map((p) => [p.role, cpuTicksOf(p.pid)]));
+  const pg0 = ticksByComm("postgres");
+  const redis0 = ticksByComm("redis-server");
+  const delta = (before, after) => {
+    let sum = 0;
+    for (const [pid, t] of after) sum += t - (before.get(pid) ?? 0);
+    return sum;
+  };
+  const s = (ticks) => Math.round((ticks / hz) * 100) / 100;
+  return {
+    stop() {
+      const roles = {};
+      for (const p of procs) {
+        const a = own0.get(p.role);
+        const b = cpuTicksOf(p.pid);
+        if (a !== null && b !== null) roles[p.role] = s(b - a);
+      }
+      return {
+        wallSeconds: Math.round(performance.now() - t0) / 1000,
+        machineSeconds: s(machineBusyTicks() - machine0),
+        cores: os.availableParallelism(),
+        roles,
+        postgres: s(delta(pg0, ticksByComm("postgres"))),
+        redis: s(delta(redis0, ticksByComm("redis-server"))),
+      };
+    },
+  };
 }

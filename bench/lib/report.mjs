@@ -227,6 +227,55 @@ export function renderMarkdown({ agg, meta, summary }) {
     );
   }
 
+  const cpuRows = Object.entries(tp).filter(([, r]) => !r.error && r.cpu && r.delivered > 0);
+  if (cpuRows.length) {
+    out.push(
+      "### CPU per delivery (same runs: every process on the machine, first enqueue to last arrival)",
+      "",
+      "What each delivery cost the machine's cores, and the rate that cost allows if every core did nothing",
+      "else. A system's rate cannot pass its CPU-bound rate on this machine; the gap between the two is time",
+      "spent waiting (round trips, locks, a core left idle).",
+      "",
+    );
+    const ms = (sec, n) => fmt((sec * 1000) / n, 3);
+    out.push(
+      table(
+        [
+          "system",
+          "deliveries/s",
+          "CPU ms / delivery",
+          "its processes",
+          "PostgreSQL",
+          "Redis",
+          "receiver",
+          "rest (driver, …)",
+          "CPU-bound rate/s",
+        ],
+        cpuRows.map(([key, r]) => {
+          const c = r.cpu;
+          const own = Object.entries(c.roles ?? {})
+            .filter(([role]) => role !== "receiver")
+            .reduce((a, [, v]) => a + v, 0);
+          const receiver = c.roles?.receiver ?? 0;
+          const rest = Math.max(0, c.machineSeconds - own - receiver - c.postgres - c.redis);
+          const perDelivery = (c.machineSeconds * 1000) / r.delivered;
+          return [
+            label(key),
+            fmt(r.perSecond),
+            `**${fmt(perDelivery, 3)}**`,
+            ms(own, r.delivered),
+            ms(c.postgres, r.delivered),
+            ms(c.redis, r.delivered),
+            ms(receiver, r.delivered),
+            ms(rest, r.delivered),
+            fmt((c.cores * 1000) / perDelivery),
+          ];
+        }),
+      ),
+      "",
+    );
+  }
+
   if (Object.keys(lat).length) {
     out.push(
       `## (b) Latency — fixed rate for ${fmt(meta.options.latencySeconds)} s, event accepted → received (ms)`,

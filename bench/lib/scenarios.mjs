@@ -2,7 +2,7 @@
  * The scenarios. Each runs one system at a time against the shared receiver and returns a plain result
  * object; every wait is bounded in time, every loop in count.
  */
-import { memoryOf, memorySampler, resetPeak } from "./proc.mjs";
+import { cpuMeter, memoryOf, memorySampler, resetPeak } from "./proc.mjs";
 import { EVENT_TYPE, items, SYSTEMS, startSystem } from "./systems.mjs";
 import { now, payload, percentile, sleep } from "./util.mjs";
 
@@ -39,8 +39,10 @@ export async function throughput(ctx, key) {
   const sys = await startSystem(ctx, key, { pending: n, subs });
   try {
     await ctx.receiver.call("reset", { expect: n, checkOrder: ordered });
-    const mem = memorySampler([...sys.procs(), { role: "receiver", pid: ctx.receiver.pid }]);
+    const procs = [...sys.procs(), { role: "receiver", pid: ctx.receiver.pid }];
+    const mem = memorySampler(procs);
     const prefix = `T${ctx.seq()}-`;
+    const cpu = cpuMeter(procs);
     const t0 = now();
     const deadline = Date.now() + capSeconds * 1000;
     const reached = reachedOrNull(ctx, capSeconds * 1000);
@@ -60,6 +62,7 @@ export async function throughput(ctx, key) {
       });
     }
     const hit = await reached;
+    const cpuUsed = cpu.stop();
     const end = hit ? hit.at : now();
     const st = await ctx.receiver.call("stats");
     const peaks = mem.stop();
@@ -75,6 +78,7 @@ export async function throughput(ctx, key) {
       duplicates: st.duplicates,
       orderViolations: ordered ? st.orderViolations : null,
       peakRssMiB: peaks,
+      cpu: cpuUsed,
     };
   } finally {
     await sys.stop();
