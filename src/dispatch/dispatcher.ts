@@ -45,6 +45,8 @@ export class Dispatcher {
   private readonly inFlight = new Map<number, Promise<void>>();
   /** POSTs in flight in this process per subscription (for the fair share). */
   private readonly perSubscription = new Map<string, number>();
+  /** Ordered subscriptions with their head out from this process: nothing more to claim until it ends. */
+  private readonly orderedOut = new Set<string>();
   private results: AttemptResult[] = [];
   /** Resolvers of callers waiting for a delivery's result to be recorded (push drains). */
   private readonly waiting = new Map<number, () => void>();
@@ -54,6 +56,11 @@ export class Dispatcher {
   private stopping = false;
   /** Where the next claim starts its walk over subscriptions with work (round-robin by id). */
   private cursor: string | null = null;
+  /**
+   * The last look found work only in queues push drains hold: recorded results (which free slots, mostly
+   * of those drains' own POSTs) do not wake the loop then; the EXCLUDED_RETRY_MS timer and wake() do.
+   */
+  private onlyExcluded = false;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.owner = opts.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -80,11 +87,12 @@ export class Dispatcher {
   }
 
   /**
-   * One subscription may hold at most half of this process's POST slots (at least one), so a slow
-   * endpoint with a large max_in_flight cannot starve the others.
+   * One subscription may hold all of this process's POST slots but a reserve of an eighth (at least one),
+   * so a slow endpoint with a large max_in_flight cannot starve the others: they always have the reserve.
    */
   get fairShare(): number {
-    return Math.max(1, Math.floor(this.opts.settings.maxConcurrentPosts / 2));
+    const max = this.opts.settings.maxConcurrentPosts;
+    return Math.max(1, max - Math.max(1, Math.floor(max / 8)));
   }
 
   /**
@@ -93,6 +101,7 @@ export class Dispatcher {
    * instead of one or two at a time is what keeps the database's cost per delivery low (bench/README.md).
    */
   allowance(subscriptionId: string): number {
+    if (this.orderedOut.has(subscriptionId)) return 0;
     const out = this.perSubscription.get(subscriptionId) ?? 0;
     const free = Math.max(0, this.fairShare - out);
     return out === 0 || free >= this.refillAt ? free : 0;
@@ -140,6 +149,7 @@ export class Dispatcher {
         await this.wakeup.wait(settings.schedulerIntervalMs);
         continue;
       }
+      this.onlyExcluded = false;
       try {
         const claim = await claimDue(this.opts.db, {
           owner: this.owner,
@@ -165,6 +175,7 @@ export class Dispatcher {
         emptyScans = 0;
         // Queues left out because a push drain held them have work: the drain may end (and release
         // them) without anything waking this loop, so look again soon instead of after a scheduler interval.
+        this.onlyExcluded = claim.excluded > 0;
         await this.wakeup.wait(claim.excluded > 0 ? EXCLUDED_RETRY_MS : settings.schedulerIntervalMs);
       } catch (err) {
         errors += 1;
@@ -180,6 +191,7 @@ export class Dispatcher {
     metrics.claims.inc();
     metrics.inFlight.inc();
     this.perSubscription.set(d.subscription_id, (this.perSubscription.get(d.subscription_id) ?? 0) + 1);
+    if (d.ordering === "ordered") this.orderedOut.add(d.subscription_id);
     const task = (async () => {
       try {
         const sent = await sender.send(buildRequest(d));
@@ -202,7 +214,10 @@ export class Dispatcher {
         this.inFlight.delete(d.delivery_id);
         const left = (this.perSubscription.get(d.subscription_id) ?? 1) - 1;
         if (left > 0) this.perSubscription.set(d.subscription_id, left);
-        else this.perSubscription.delete(d.subscription_id);
+        else {
+          this.perSubscription.delete(d.subscription_id);
+          this.orderedOut.delete(d.subscription_id);
+        }
         this.scheduleFlush();
       }
     })();
@@ -233,7 +248,7 @@ export class Dispatcher {
         attempt = 0;
         // Slots are free and ordered queues may have a new head: look for work now, not only once the
         // buffer is empty (under a steady stream of results it seldom is).
-        this.wakeup.wake();
+        this.slotsFreed();
       } catch (err) {
         this.results = batch.concat(this.results);
         if (this.stopping && attempt >= 3) {
@@ -250,7 +265,12 @@ export class Dispatcher {
       }
     }
     this.flushing = null;
-    this.wakeup.wake();
+    this.slotsFreed();
+  }
+
+  /** Results recorded: look for work, unless the only work was in queues push drains are serving. */
+  private slotsFreed(): void {
+    if (!this.onlyExcluded) this.wakeup.wake();
   }
 
   private settle(ids: readonly number[]): void {

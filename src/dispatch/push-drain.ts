@@ -184,36 +184,58 @@ export class PushDrain {
 
   /**
    * Claims across the held queues until none has anything to take and none of this pass's POSTs is
-   * still out: each round claims up to the process's free capacity (each queue within its fair share),
-   * then waits until one of its POSTs is recorded (the next head of an ordered queue is due only then).
+   * still out. Each round offers a window of queues, round-robin, as many as the process has free slots
+   * (each queue within its fair share; an ordered queue with its head out is not offered), and claims
+   * from them in one statement: a claim's cost follows what it can take, not how many queues the pass
+   * holds. A queue that gave nothing is left out until one of its POSTs is recorded (an ordered queue's
+   * next head is due only then). When no queue is left to offer, the round waits for a recorded POST.
    */
   private async drainHeld(ids: readonly string[], claimedFrom: Set<string>): Promise<void> {
     const { db, settings, dispatcher } = this.opts;
     const deadline = Date.now() + MAX_DRAIN_MS;
     const outstanding = new Set<Promise<void>>();
+    /** Queues that gave nothing when last offered, and have had no POST recorded since. */
+    const dry = new Set<string>();
+    let next = 0;
     try {
       for (let round = 0; round < MAX_ROUNDS && Date.now() < deadline && !this.stopped; round++) {
         const room = dispatcher.capacity;
+        const window: string[] = [];
+        for (let walked = 0; room > 0 && walked < ids.length && window.length < room; walked++) {
+          const at = (next + walked) % ids.length;
+          const id = ids[at]!;
+          if (dry.has(id) || dispatcher.allowance(id) <= 0) continue;
+          window.push(id);
+          next = (at + 1) % ids.length;
+        }
         let claimed = 0;
-        if (room > 0) {
+        if (window.length > 0) {
           const claim = await claimDue(db, {
             owner: dispatcher.owner,
             leaseMs: settings.leaseMs,
             limit: room,
-            subscriptionIds: ids,
+            subscriptionIds: window,
             allowance: (id) => dispatcher.allowance(id),
             syncCommit: settings.dispatchSyncCommit,
           });
           claimed = claim.deliveries.length;
+          const gave = new Set<string>();
           for (const d of claim.deliveries) {
+            gave.add(d.subscription_id);
             claimedFrom.add(d.subscription_id);
-            const sent: Promise<void> = dispatcher.sendAndRecord([d]).finally(() => outstanding.delete(sent));
+            const sent: Promise<void> = dispatcher.sendAndRecord([d]).finally(() => {
+              outstanding.delete(sent);
+              dry.delete(d.subscription_id);
+            });
             outstanding.add(sent);
           }
+          for (const id of window) if (!gave.has(id)) dry.add(id);
+          // Something taken and slots left, or nothing taken from this window: offer the next one (each
+          // empty window makes its queues dry, so this ends).
+          if (claimed === 0 || dispatcher.capacity > 0) continue;
         }
-        if (claimed > 0 && dispatcher.capacity > 0) continue;
         if (outstanding.size === 0) {
-          // Nothing out and nothing taken: done, or the process is full and its main loop will come.
+          // Nothing out and nothing to offer: done, or the process is full and its main loop will come.
           if (room <= 0) dispatcher.wake();
           return;
         }

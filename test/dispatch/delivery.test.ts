@@ -227,15 +227,15 @@ describe.each(STORE_KINDS)("fairness and shutdown on the %s store", (kind) => {
       await h.api("POST", "/v1/events/batch", {
         events: Array.from({ length: 30 }, (_, i) => ({ tenant_id: "f1", event_type: "x", payload: { i } })),
       });
-      await rx.waitFor((r) => r.filter((x) => x.path === "/slow").length >= 2, 20_000, "slow requests held");
+      await rx.waitFor((r) => r.filter((x) => x.path === "/slow").length >= 3, 20_000, "slow requests held");
       await h.api("POST", "/v1/events", { tenant_id: "f2", event_type: "x", payload: { quick: true } });
       await rx.waitFor(
         (r) => r.some((x) => x.path === "/quick"),
         20_000,
         "the other queue served while the slow one holds",
       );
-      // The slow endpoint holds at most half of the process's 4 slots.
-      expect(rx.received.filter((x) => x.path === "/slow").length).toBeLessThanOrEqual(2);
+      // The slow endpoint holds every slot but the reserve (an eighth, at least one): 3 of the process's 4.
+      expect(rx.received.filter((x) => x.path === "/slow").length).toBeLessThanOrEqual(3);
     } finally {
       gate.open();
       await h.close();
