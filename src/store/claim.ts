@@ -75,17 +75,19 @@ const CLAIM_LOCK_SPACE = 0x48524c44;
  */
 const WITH_WORK_SQL = `
   (SELECT subscription_id FROM subscriptions
-   WHERE deleted_at IS NULL AND status = 'active' AND pending_count > 0 AND subscription_id > COALESCE($1, '')
+   WHERE deleted_at IS NULL AND status = 'active' AND has_work AND subscription_id > COALESCE($1, '')
    ORDER BY subscription_id LIMIT $2)
   UNION ALL
   (SELECT subscription_id FROM subscriptions
-   WHERE deleted_at IS NULL AND status = 'active' AND pending_count > 0 AND subscription_id <= $1
+   WHERE deleted_at IS NULL AND status = 'active' AND has_work AND subscription_id <= $1
    ORDER BY subscription_id LIMIT $2)
   LIMIT $2`;
 
 /**
  * The claim, one statement (its own transaction). Every read is an index range scan bounded by what it
  * takes, so the plan does not depend on planner statistics:
+ * - `open`: each candidate's subscription row by primary key (a lateral the planner cannot turn into a
+ *   join that scans every subscription with work when its statistics say the table is nearly empty);
  * - `mine`: the candidates still live, active and with work, each under a transaction-scoped advisory
  *   lock taken with try (two claimers never evaluate one queue at once; a queue another claimer is
  *   evaluating is skipped). The subscription row itself is neither locked nor written, so accepting and
@@ -104,8 +106,14 @@ const CLAIM_SQL = `
     SELECT * FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(subscription_id, allowance, turn)
   ), open AS (
     SELECT s.subscription_id, s.ordering, s.max_in_flight, w.allowance, w.turn
-    FROM wanted w JOIN subscriptions s ON s.subscription_id = w.subscription_id
-    WHERE s.deleted_at IS NULL AND s.status = 'active' AND s.pending_count > 0 AND w.allowance > 0
+    FROM wanted w
+    CROSS JOIN LATERAL (
+      SELECT s.subscription_id, s.ordering, s.max_in_flight FROM subscriptions s
+      WHERE s.subscription_id = w.subscription_id
+        AND s.deleted_at IS NULL AND s.status = 'active' AND s.has_work
+      OFFSET 0
+    ) s
+    WHERE w.allowance > 0
     OFFSET 0
   ), mine AS (
     SELECT * FROM open WHERE pg_try_advisory_xact_lock(${CLAIM_LOCK_SPACE}, hashtext(open.subscription_id))
@@ -222,7 +230,7 @@ export async function nextDueAt(db: Db): Promise<Date | null> {
        WHERE d.subscription_id = s.subscription_id AND d.status = 'pending' AND d.scheduled_at > now()
        ORDER BY d.scheduled_at LIMIT 1
      ) n
-     WHERE s.deleted_at IS NULL AND s.status = 'active' AND s.pending_count > 0`,
+     WHERE s.deleted_at IS NULL AND s.status = 'active' AND s.has_work`,
   );
   return r.rows[0]?.at ?? null;
 }
@@ -237,7 +245,7 @@ export async function queuesReady(db: Db, subscriptionIds: readonly string[]): P
   const r = await db.query<{ subscription_id: string }>(
     `SELECT s.subscription_id FROM subscriptions s
      WHERE s.subscription_id = ANY($1::text[]) AND s.deleted_at IS NULL AND s.status = 'active'
-       AND s.pending_count > 0
+       AND s.has_work
        AND CASE WHEN s.ordering = 'ordered' THEN (
              SELECT h.status = 'pending' AND h.scheduled_at <= now() FROM deliveries h
              WHERE h.subscription_id = s.subscription_id AND h.status IN ('pending', 'in_flight')
