@@ -10,6 +10,10 @@
  * with synchronous_commit off like Herald's claims and records (`--sync`: on). No HTTP and no signing:
  * the number is what the database alone allows for one delivery's insert and two updates, the ceiling
  * any design on these tables and indexes can reach here. Prints one JSON line; bench/README.md cites it.
+ *
+ * `--minimal` runs the same lifecycle on the smallest table a PostgreSQL job queue can have (an id, a
+ * status, the payload, a lock owner; the primary key and one partial index on pending rows): what any
+ * design that keeps one durable row per delivery in PostgreSQL pays at least, whatever else it keeps.
  */
 import { execFileSync } from "node:child_process";
 import os from "node:os";
@@ -28,6 +32,48 @@ const N = opt("--n", 100_000);
 const WORKERS = opt("--workers", 2);
 const BATCH = opt("--batch", 64);
 const SYNC = args.includes("--sync") ? "on" : "off";
+const MINIMAL = args.includes("--minimal");
+
+/** The statements of one lifecycle: Herald's tables (default) or the minimal job table. */
+const SQL = MINIMAL
+  ? {
+      insert: `INSERT INTO jobs (status, payload)
+               SELECT 'pending', jsonb_build_object('i', g) FROM generate_series(1, $1::int) g`,
+      claim: `WITH flipped AS (
+                UPDATE jobs SET status = 'active', locked_by = $2
+                WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                RETURNING id
+              )
+              SELECT set_config('synchronous_commit', $3, true), array_agg(id) AS ids FROM flipped`,
+      complete: `WITH done AS (UPDATE jobs SET status = 'done', locked_by = NULL WHERE id = ANY($1::bigint[]) RETURNING 1)
+                 SELECT set_config('synchronous_commit', $2, true), count(*) FROM done`,
+    }
+  : {
+      insert: `WITH ev AS (
+         INSERT INTO events (tenant_id, event_type, occurred_at, payload)
+         SELECT 't', 'x', now(), jsonb_build_object('i', g) FROM generate_series(1, $1::int) g
+         RETURNING event_id
+       )
+       INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at)
+       SELECT 'sub_floor', event_id, event_id, 'msg_' || event_id, 1, 'pending', now() FROM ev`,
+      claim: `WITH picked AS (
+           SELECT delivery_id FROM deliveries
+           WHERE subscription_id = 'sub_floor' AND status = 'pending' AND scheduled_at <= now()
+           ORDER BY scheduled_at, position LIMIT $1 FOR UPDATE SKIP LOCKED
+         ), flipped AS (
+           UPDATE deliveries d SET status = 'in_flight', attempted_at = now(), lease_owner = $2,
+                  lease_expires_at = now() + interval '1 minute'
+           FROM picked WHERE d.delivery_id = picked.delivery_id
+           RETURNING d.delivery_id
+         )
+         SELECT set_config('synchronous_commit', $3, true), array_agg(delivery_id) AS ids FROM flipped`,
+      complete: `WITH done AS (
+           UPDATE deliveries SET status = 'delivered', completed_at = now(), response_status = 200, latency_ms = 1,
+                  lease_owner = NULL, lease_expires_at = NULL
+           WHERE delivery_id = ANY($1::bigint[]) RETURNING 1
+         )
+         SELECT set_config('synchronous_commit', $2, true), count(*) FROM done`,
+    };
 const base = process.env.PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 if (!/@(127\.0\.0\.1|localhost)[:/]/.test(base)) throw new Error("floor: PostgreSQL must be on loopback");
 
@@ -37,32 +83,31 @@ const admin = new pg.Client({ connectionString: base });
 await admin.connect();
 await admin.query(`CREATE SCHEMA ${schema}`);
 try {
-  execFileSync(process.execPath, [path.join(root, "bin", "herald.js"), "migrate"], {
-    env: { ...process.env, DATABASE_URL: url, HERALD_ADMIN_TOKEN: "floor-benchmark-token-0123456789" },
-    stdio: "ignore",
-  });
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  await c.query(
-    `INSERT INTO subscriptions (subscription_id, tenant_id, url, event_types, ordering, pending_ceiling, dlq_ceiling,
-                                max_in_flight, secret)
-     VALUES ('sub_floor', 't', 'http://127.0.0.1:9/', '{x}', 'unordered', 10000000, 1000, 1000, 'whsec_x')`,
-  );
+  if (MINIMAL) {
+    await c.query(
+      `CREATE TABLE jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, status text NOT NULL,
+                          payload jsonb NOT NULL, locked_by text)`,
+    );
+    await c.query("CREATE INDEX jobs_pending ON jobs (id) WHERE status = 'pending'");
+  } else {
+    execFileSync(process.execPath, [path.join(root, "bin", "herald.js"), "migrate"], {
+      env: { ...process.env, DATABASE_URL: url, HERALD_ADMIN_TOKEN: "floor-benchmark-token-0123456789" },
+      stdio: "ignore",
+    });
+    await c.query(
+      `INSERT INTO subscriptions (subscription_id, tenant_id, url, event_types, ordering, pending_ceiling, dlq_ceiling,
+                                  max_in_flight, secret)
+       VALUES ('sub_floor', 't', 'http://127.0.0.1:9/', '{x}', 'unordered', 10000000, 1000, 1000, 'whsec_x')`,
+    );
+  }
   const self = [{ role: "floor", pid: process.pid }];
   const insertCpu = cpuMeter(self);
   const t0 = performance.now();
   for (let done = 0; done < N; done += 1000) {
     const n = Math.min(1000, N - done);
-    await c.query(
-      `WITH ev AS (
-         INSERT INTO events (tenant_id, event_type, occurred_at, payload)
-         SELECT 't', 'x', now(), jsonb_build_object('i', g) FROM generate_series(1, $1::int) g
-         RETURNING event_id
-       )
-       INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at)
-       SELECT 'sub_floor', event_id, event_id, 'msg_' || event_id, 1, 'pending', now() FROM ev`,
-      [n],
-    );
+    await c.query(SQL.insert, [n]);
   }
   const insertS = (performance.now() - t0) / 1000;
   const insertUsed = insertCpu.stop();
@@ -76,31 +121,10 @@ try {
     await k.connect();
     let moved = 0;
     for (let round = 0; round < N; round++) {
-      const claimed = await k.query(
-        `WITH picked AS (
-           SELECT delivery_id FROM deliveries
-           WHERE subscription_id = 'sub_floor' AND status = 'pending' AND scheduled_at <= now()
-           ORDER BY scheduled_at, position LIMIT $1 FOR UPDATE SKIP LOCKED
-         ), flipped AS (
-           UPDATE deliveries d SET status = 'in_flight', attempted_at = now(), lease_owner = $2,
-                  lease_expires_at = now() + interval '1 minute'
-           FROM picked WHERE d.delivery_id = picked.delivery_id
-           RETURNING d.delivery_id
-         )
-         SELECT set_config('synchronous_commit', $3, true), array_agg(delivery_id) AS ids FROM flipped`,
-        [BATCH, `w${w}`, SYNC],
-      );
+      const claimed = await k.query(SQL.claim, [BATCH, `w${w}`, SYNC]);
       const ids = claimed.rows[0].ids ?? [];
       if (ids.length === 0) break;
-      await k.query(
-        `WITH done AS (
-           UPDATE deliveries SET status = 'delivered', completed_at = now(), response_status = 200, latency_ms = 1,
-                  lease_owner = NULL, lease_expires_at = NULL
-           WHERE delivery_id = ANY($1::bigint[]) RETURNING 1
-         )
-         SELECT set_config('synchronous_commit', $2, true), count(*) FROM done`,
-        [ids, SYNC],
-      );
+      await k.query(SQL.complete, [ids, SYNC]);
       moved += ids.length;
     }
     return { moved, client: k };
@@ -123,6 +147,7 @@ try {
       workers: WORKERS,
       batch: BATCH,
       synchronous_commit: SYNC,
+      tables: MINIMAL ? "minimal job table" : "Herald's",
       insert_rows_per_s: Math.round(N / insertS),
       dispatch_rows_per_s: Math.round(moved / dispatchS),
       postgres_cpu_us_per_row: { insert: us(insertUsed, N), claim_and_record: us(dispatchUsed, moved) },
