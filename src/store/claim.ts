@@ -1,4 +1,4 @@
-import type { Db } from "./db.ts";
+import { type Db, synchronousCommit } from "./db.ts";
 import type { Ordering } from "./types.ts";
 
 /** A claimed delivery with what the sender needs: the message and where it goes. */
@@ -58,12 +58,14 @@ export interface ClaimOptions {
 }
 
 /**
- * The `synchronous_commit` of a claim or record statement's own transaction. Off by default: a claim or
- * a result lost to a PostgreSQL crash (its last ~0.6 s) means the delivery is sent again with the same
- * webhook-id, which at-least-once allows; an accepted event is never committed this way.
+ * The head of the queue of the subscription `subscriptionId` (an SQL expression) as a subquery: the row
+ * with the lowest position among pending and in-flight ones, its status and due time. One probe of
+ * `deliveries_active_by_position`.
  */
-export function synchronousCommit(sync: boolean | undefined): "on" | "off" {
-  return sync === true ? "on" : "off";
+function queueHeadOf(subscriptionId: string): string {
+  return `SELECT h.delivery_id, h.status, h.scheduled_at FROM deliveries h
+      WHERE h.subscription_id = ${subscriptionId} AND h.status IN ('pending', 'in_flight')
+      ORDER BY h.position LIMIT 1`;
 }
 
 /** Advisory-lock key space of claims (two-key form: this, hashtext(subscription_id)). */
@@ -120,11 +122,7 @@ const CLAIM_SQL = `
   ), ordered_heads AS (
     SELECT h.delivery_id, 1::bigint AS rn, m.turn
     FROM mine m
-    CROSS JOIN LATERAL (
-      SELECT d.delivery_id, d.status, d.scheduled_at FROM deliveries d
-      WHERE d.subscription_id = m.subscription_id AND d.status IN ('pending', 'in_flight')
-      ORDER BY d.position LIMIT 1
-    ) h
+    CROSS JOIN LATERAL (${queueHeadOf("m.subscription_id")}) h
     WHERE m.ordering = 'ordered' AND h.status = 'pending' AND h.scheduled_at <= now()
   ), room AS (
     SELECT m.subscription_id, m.turn, LEAST(m.max_in_flight - f.n, m.allowance, $5::int) AS room
@@ -247,9 +245,8 @@ export async function queuesReady(db: Db, subscriptionIds: readonly string[]): P
      WHERE s.subscription_id = ANY($1::text[]) AND s.deleted_at IS NULL AND s.status = 'active'
        AND s.has_work
        AND CASE WHEN s.ordering = 'ordered' THEN (
-             SELECT h.status = 'pending' AND h.scheduled_at <= now() FROM deliveries h
-             WHERE h.subscription_id = s.subscription_id AND h.status IN ('pending', 'in_flight')
-             ORDER BY h.position LIMIT 1)
+             SELECT head.status = 'pending' AND head.scheduled_at <= now()
+             FROM (${queueHeadOf("s.subscription_id")}) head)
            ELSE EXISTS (
              SELECT 1 FROM deliveries d
              WHERE d.subscription_id = s.subscription_id AND d.status = 'pending' AND d.scheduled_at <= now())
@@ -265,11 +262,7 @@ export async function queuesInBackoff(db: Db, subscriptionIds: readonly string[]
   if (subscriptionIds.length === 0) return [];
   const r = await db.query<{ subscription_id: string }>(
     `SELECT w.subscription_id FROM unnest($1::text[]) AS w(subscription_id)
-     CROSS JOIN LATERAL (
-       SELECT d.status, d.scheduled_at FROM deliveries d
-       WHERE d.subscription_id = w.subscription_id AND d.status IN ('pending', 'in_flight')
-       ORDER BY d.position LIMIT 1
-     ) h
+     CROSS JOIN LATERAL (${queueHeadOf("w.subscription_id")}) h
      WHERE h.status = 'pending' AND h.scheduled_at > now()`,
     [subscriptionIds],
   );

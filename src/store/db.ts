@@ -43,3 +43,12 @@ export function sqlState(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The `synchronous_commit` of a claim or record statement's own transaction. Off by default: a claim or
+ * a result lost to a PostgreSQL crash (its last ~0.6 s) means the delivery is sent again with the same
+ * webhook-id, which at-least-once allows; an accepted event is never committed this way.
+ */
+export function synchronousCommit(sync: boolean | undefined): "on" | "off" {
+  return sync === true ? "on" : "off";
+}

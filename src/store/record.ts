@@ -1,6 +1,5 @@
 import { CEILING_PAUSE_TEXT, ceilingPauseAudit, insertAudit } from "./audit.ts";
-import { synchronousCommit } from "./claim.ts";
-import type { Db, Queryable } from "./db.ts";
+import { type Db, type Queryable, synchronousCommit } from "./db.ts";
 
 /** The outcome of one attempt, decided by the dispatcher (domain rules), written here. */
 export interface AttemptResult {
