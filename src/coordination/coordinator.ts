@@ -20,9 +20,17 @@ export interface LockHandle {
 export const CONTROL_MESSAGE_TYPES = ["paused", "resumed", "updated", "deleted", "queued"] as const;
 export type ControlMessageType = (typeof CONTROL_MESSAGE_TYPES)[number];
 
+/** Most subscriptions one `queued` message names (a batch accepted for 1,000 queues is one message). */
+export const MAX_QUEUED_IDS = 1000;
+
 export type ControlMessage = {
   type: ControlMessageType;
   subscription_id: string;
+  /**
+   * `queued` only: every queue that got work, `subscription_id` first (a receiver that knows only
+   * `subscription_id` still drains that one; the scheduler reaches the rest). At most MAX_QUEUED_IDS.
+   */
+  subscription_ids?: string[];
   /** ISO-8601 time of the change. */
   at: string;
   /** Who published it (e.g. a process id), so a receiver can recognise its own messages. */
@@ -44,6 +52,8 @@ export interface Coordinator {
   release(lock: LockHandle): Promise<boolean>;
   /** Whether anybody currently holds `key` (expired locks are free). */
   isLocked(key: string): Promise<boolean>;
+  /** Of `keys`, those somebody currently holds: one round trip however many keys. */
+  lockedAmong(keys: readonly string[]): Promise<Set<string>>;
   publish(channel: string, message: ControlMessage): Promise<void>;
   /**
    * Deliver every message published on `channel` (by any coordinator sharing the backend,
@@ -126,6 +136,20 @@ export function toControlMessage(value: unknown): ControlMessage | null {
     subscription_id: v.subscription_id,
     at: v.at,
   };
+  if (v.subscription_ids !== undefined) {
+    const ids = v.subscription_ids;
+    if (
+      v.type !== "queued" ||
+      !Array.isArray(ids) ||
+      ids.length === 0 ||
+      ids.length > MAX_QUEUED_IDS ||
+      ids[0] !== v.subscription_id ||
+      !ids.every((id) => typeof id === "string" && id.length > 0)
+    ) {
+      return null;
+    }
+    message.subscription_ids = [...(ids as string[])];
+  }
   if (v.origin !== undefined) message.origin = v.origin;
   return message;
 }
@@ -144,8 +168,13 @@ export function checkOutgoingMessage(message: ControlMessage): ControlMessage {
   const clean = toControlMessage(message);
   if (clean === null) {
     throw new TypeError(
-      "control message must be { type: paused|resumed|updated|deleted, subscription_id, at, origin? }",
+      `control message must be { type: paused|resumed|updated|deleted|queued, subscription_id, at, origin?, subscription_ids? (queued only: 1 to ${MAX_QUEUED_IDS}, subscription_id first) }`,
     );
   }
   return clean;
+}
+
+/** The queues a control message names: its `subscription_ids` when present, else its `subscription_id`. */
+export function subscriptionsOf(message: ControlMessage): readonly string[] {
+  return message.subscription_ids ?? [message.subscription_id];
 }

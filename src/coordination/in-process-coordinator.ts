@@ -160,6 +160,12 @@ export function createInProcessCoordinator(options: InProcessCoordinatorOptions 
       return hub.isLocked(prefix + key);
     },
 
+    async lockedAmong(keys: readonly string[]): Promise<Set<string>> {
+      for (const key of keys) assertKey(key);
+      assertOpen();
+      return new Set(keys.filter((key) => hub.isLocked(prefix + key)));
+    },
+
     async publish(channel: string, message: ControlMessage): Promise<void> {
       assertKey(channel, "channel");
       const clean = checkOutgoingMessage(message);

@@ -17,7 +17,9 @@ export {
   drainLockKey,
   isCoordinationUnavailable,
   type LockHandle,
+  MAX_QUEUED_IDS,
   parseControlMessage,
+  subscriptionsOf,
   toControlMessage,
 } from "./coordinator.ts";
 export {

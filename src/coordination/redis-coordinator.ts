@@ -370,6 +370,13 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
       return Number(reply) > 0;
     },
 
+    async lockedAmong(keys: readonly string[]): Promise<Set<string>> {
+      for (const key of keys) assertKey(key);
+      if (keys.length === 0) return new Set();
+      const values = await run(main, "MGET", () => client.mGet(keys.map((k) => prefix + k)));
+      return new Set(keys.filter((_, i) => values[i] !== null));
+    },
+
     async publish(channel: string, message: ControlMessage): Promise<void> {
       assertKey(channel, "channel");
       const clean = checkOutgoingMessage(message);

@@ -8,6 +8,8 @@ import {
   type Coordinator,
   createCoordinator,
   drainLockKey,
+  MAX_QUEUED_IDS,
+  subscriptionsOf,
 } from "../coordination/index.ts";
 import { Dispatcher } from "../dispatch/dispatcher.ts";
 import { PushDrain } from "../dispatch/push-drain.ts";
@@ -98,17 +100,25 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       logger: log.child({ component: "coordination" }),
     });
     components.push({ name: "coordinator", start: async () => {}, stop: () => coordinator.close() });
-    const publish = (type: ControlMessage["type"], subscriptionId: string) => {
+    const send = (message: ControlMessage) => {
       coordinator
-        .publish(CONTROL_CHANNEL, {
-          type,
-          subscription_id: subscriptionId,
-          at: new Date().toISOString(),
-          origin,
-        })
+        .publish(CONTROL_CHANNEL, message)
         .catch((err: unknown) =>
-          log.warn({ err, type, subscription_id: subscriptionId }, "control message not sent"),
+          log.warn(
+            { err, type: message.type, subscription_id: message.subscription_id },
+            "control message not sent",
+          ),
         );
+    };
+    const publish = (type: ControlMessage["type"], subscriptionId: string) =>
+      send({ type, subscription_id: subscriptionId, at: new Date().toISOString(), origin });
+    /** New work in these queues, for the dispatchers: one message per MAX_QUEUED_IDS queues. */
+    const publishQueued = (ids: readonly string[]) => {
+      const at = new Date().toISOString();
+      for (let i = 0; i < ids.length; i += MAX_QUEUED_IDS) {
+        const some = ids.slice(i, i + MAX_QUEUED_IDS);
+        send({ type: "queued", subscription_id: some[0]!, subscription_ids: some, at, origin });
+      }
     };
     let dispatcher: Dispatcher | null = null;
     let scheduler: Scheduler | null = null;
@@ -118,7 +128,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
     const onQueued = (ids: readonly string[]) => {
       if (!settings.pushDrain) return;
       if (pushDrain) pushDrain.trigger(ids);
-      else for (const id of ids) publish("queued", id);
+      else publishQueued(ids);
     };
     const onPaused = (ids: readonly string[]) => {
       for (const id of ids) publish("paused", id);
@@ -152,8 +162,8 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         ...(settings.pushDrain
           ? {
               exclude: async (ids: readonly string[]) => {
-                const held = await Promise.all(ids.map((id) => coordinator.isLocked(drainLockKey(id))));
-                const skip = new Set(ids.filter((_, i) => held[i]));
+                const held = await coordinator.lockedAmong(ids.map(drainLockKey));
+                const skip = new Set(ids.filter((id) => held.has(drainLockKey(id))));
                 if (skip.size > 0) metrics.schedulerSkips.inc({ reason: "drain_lock_held" }, skip.size);
                 return skip;
               },
@@ -185,7 +195,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         pd,
         controlListener(coordinator, origin, log, (m) => {
           if (m.type === "queued" || m.type === "resumed" || m.type === "updated") {
-            if (settings.pushDrain) pd.trigger([m.subscription_id]);
+            if (settings.pushDrain) pd.trigger(subscriptionsOf(m));
             else if (m.type !== "queued") d.wake();
           }
         }),

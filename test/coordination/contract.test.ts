@@ -5,6 +5,8 @@ import {
   type Coordinator,
   createCoordinator,
   drainLockKey,
+  MAX_QUEUED_IDS,
+  subscriptionsOf,
 } from "../../src/coordination/index.ts";
 import { type Backend, inProcessBackend, message, REDIS_URL, redisBackend, waitUntil } from "./helpers.ts";
 
@@ -228,6 +230,51 @@ function contractSuite(name: string, makeBackend: () => Backend): void {
       await expect(a.publish("control", bad as unknown as ControlMessage)).rejects.toBeInstanceOf(TypeError);
       const noId = { type: "paused", at: new Date().toISOString() };
       await expect(a.publish("control", noId as unknown as ControlMessage)).rejects.toBeInstanceOf(TypeError);
+      // Many subscriptions: `queued` only, subscription_id first, at most MAX_QUEUED_IDS.
+      const at = new Date().toISOString();
+      const malformed: ControlMessage[] = [
+        { type: "paused", subscription_id: "s1", subscription_ids: ["s1", "s2"], at },
+        { type: "queued", subscription_id: "s2", subscription_ids: ["s1", "s2"], at },
+        { type: "queued", subscription_id: "s1", subscription_ids: [], at },
+        { type: "queued", subscription_id: "s1", subscription_ids: ["s1", ""], at },
+        {
+          type: "queued",
+          subscription_id: "s0",
+          subscription_ids: Array.from({ length: MAX_QUEUED_IDS + 1 }, (_, i) => `s${i}`),
+          at,
+        },
+      ];
+      for (const m of malformed) await expect(a.publish("control", m)).rejects.toBeInstanceOf(TypeError);
+    });
+
+    it("one queued message names many subscriptions", async () => {
+      const got: ControlMessage[] = [];
+      await a.subscribe("control", (m) => got.push(m));
+      const ids = Array.from({ length: MAX_QUEUED_IDS }, (_, i) => `sub_q${i}`);
+      const queued: ControlMessage = {
+        type: "queued",
+        subscription_id: ids[0]!,
+        subscription_ids: ids,
+        at: new Date().toISOString(),
+      };
+      await b.publish("control", queued);
+      await waitUntil(() => got.length === 1, "the queued message");
+      expect(got[0]).toEqual(queued);
+      expect(subscriptionsOf(got[0]!)).toEqual(ids);
+      expect(subscriptionsOf(message("paused", "sub_p"))).toEqual(["sub_p"]);
+    });
+
+    it("lockedAmong names, in one call, the keys somebody holds", async () => {
+      const [x, y, z] = [drainLockKey("many_x"), drainLockKey("many_y"), drainLockKey("many_z")];
+      const lockX = await a.tryLock(x, LONG_TTL);
+      expect(lockX).not.toBeNull();
+      expect(await b.tryLock(y, SHORT_TTL)).not.toBeNull();
+      expect(await b.lockedAmong([x, y, z])).toEqual(new Set([x, y]));
+      await backend.expire(y, SHORT_TTL);
+      expect(await a.release(lockX!)).toBe(true);
+      expect(await a.lockedAmong([x, y, z])).toEqual(new Set());
+      expect(await a.lockedAmong([])).toEqual(new Set());
+      await expect(a.lockedAmong([""])).rejects.toBeInstanceOf(TypeError);
     });
 
     it("after close, calls reject with COORDINATION_UNAVAILABLE and healthy() is false", async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTROL_CHANNEL } from "../../src/coordination/index.ts";
 import { startTestHerald, type TestHerald } from "../support/herald.ts";
 import { eventually, Receiver } from "../support/receiver.ts";
 import { hasRedisServer, PrivateRedis } from "../support/redis-server.ts";
@@ -80,6 +81,52 @@ describe.skipIf(!process.env.REDIS_URL).each(STORE_KINDS)(
           async () => (await counter(d, "herald_push_trigger_total", { outcome: "success" })) > 0,
         );
       } finally {
+        await d.close();
+      }
+    });
+
+    it("one batch for three queues reaches the other process as one message, and all three drain at once", async () => {
+      const d = await startTestHerald(
+        kind,
+        {
+          redisUrl: process.env.REDIS_URL!,
+          redisPrefix: prefix,
+          schedulerIntervalMs: 60_000,
+          controlRefreshMs: 60_000,
+        },
+        { api: false, dispatcher: true },
+        api.store,
+      );
+      const heard: string[][] = [];
+      const unsubscribe = await d.proc.coordinator.subscribe(CONTROL_CHANNEL, (m) => {
+        if (m.type === "queued") heard.push(m.subscription_ids ?? [m.subscription_id]);
+      });
+      try {
+        const tenants = ["q1", "q2", "q3"];
+        const ids: string[] = [];
+        for (const tenant of tenants) {
+          const s = await api.api<Sub>("POST", "/v1/subscriptions", {
+            tenant_id: tenant,
+            url: rx.url(`/${tenant}`),
+            event_types: ["*"],
+          });
+          rx.trust(s.body.secret);
+          ids.push(s.body.subscription_id);
+        }
+        const batch = await api.api("POST", "/v1/events/batch", {
+          events: tenants.map((tenant) => ({ tenant_id: tenant, event_type: "x", payload: { tenant } })),
+        });
+        expect(batch.status).toBe(202);
+        // The scheduler is a minute away: only the control message can start these drains.
+        await rx.waitFor(
+          (r) => tenants.every((t) => r.some((x) => x.path === `/${t}`)),
+          20_000,
+          "one event at each of the three queues",
+        );
+        expect(heard).toHaveLength(1);
+        expect([...heard[0]!].sort()).toEqual([...ids].sort());
+      } finally {
+        await unsubscribe();
         await d.close();
       }
     });
