@@ -1,104 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMigrations } from "../../src/store/migrate.ts";
+import { Child, cliEnv, json, type Run, waitHealthy } from "../support/cli.ts";
+import { freePort } from "../support/port.ts";
 import { eventually } from "../support/receiver.ts";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "bin/herald.js");
-/** PGlite takes several seconds to open a data directory: generous, but bounded. */
-const DEADLINE_MS = 60_000;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** The environment of a user with an embedded store in `dataDir`: none of the runner's Herald settings leak in. */
-function cliEnv(dataDir: string, port: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k === "DATABASE_URL" || k === "REDIS_URL" || k.startsWith("HERALD_") || k.startsWith("DISPATCHER_"))
-      continue;
-    env[k] = v;
-  }
-  return {
-    ...env,
-    HERALD_DATA_DIR: dataDir,
-    HERALD_PORT: String(port),
-    HERALD_ALLOW_PRIVATE_TARGETS: "true",
-    HERALD_LOG_LEVEL: "warn",
-  };
-}
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A running `herald …` child with its output so far and its exit. */
-class Child {
-  stdout = "";
-  stderr = "";
-  exit: Run | null = null;
-  readonly proc: ChildProcess;
-  readonly exited: Promise<Run>;
-
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
-    this.proc = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      this.stdout += d;
-    });
-    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
-      this.stderr += d;
-    });
-    this.exited = new Promise<Run>((resolve) => {
-      this.proc.on("close", (code, signal) => {
-        this.exit = { code, signal, stdout: this.stdout, stderr: this.stderr };
-        resolve(this.exit);
-      });
-    });
-  }
-
-  /** Resolves with the exit, or kills the child and throws after the deadline. */
-  async waitExit(what: string, timeoutMs = DEADLINE_MS): Promise<Run> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.proc.kill("SIGKILL");
-        reject(
-          new Error(
-            `${what} did not exit within ${timeoutMs} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
-          ),
-        );
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async kill(): Promise<void> {
-    if (this.exit) return;
-    this.proc.kill("SIGKILL");
-    await this.waitExit("killed child", 10_000).catch(() => {});
-  }
-}
 
 const children: Child[] = [];
 const tempDirs: string[] = [];
@@ -118,33 +25,6 @@ function tempDataDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "herald-cli-"));
   tempDirs.push(dir);
   return path.join(dir, "data");
-}
-
-function json<T>(run: Run): T {
-  expect(run.code, `exit code; stderr: ${run.stderr}`).toBe(0);
-  return JSON.parse(run.stdout) as T;
-}
-
-/** Waits until `GET /healthz` answers 200, failing early if the server exits. */
-async function waitHealthy(child: Child, port: number): Promise<void> {
-  await eventually(
-    async () => {
-      if (child.exit) {
-        throw new Error(
-          `herald exited early (${child.exit.code})\nstdout: ${child.stdout}\nstderr: ${child.stderr}`,
-        );
-      }
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-        await res.arrayBuffer();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    },
-    DEADLINE_MS,
-    "GET /healthz to answer",
-  );
 }
 
 afterAll(async () => {

@@ -1,83 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Child, cliEnv, json, runHerald, waitHealthy } from "../support/cli.ts";
+import { freePort } from "../support/port.ts";
 import { eventually, Receiver } from "../support/receiver.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "bin/herald.js");
-/** PGlite takes several seconds to open a data directory: generous, but bounded. */
-const DEADLINE_MS = 60_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** A user's environment with an embedded store in `dataDir`: none of the runner's Herald settings leak in. */
-function cliEnv(dataDir: string, port: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k === "DATABASE_URL" || k === "REDIS_URL" || k.startsWith("HERALD_") || k.startsWith("DISPATCHER_"))
-      continue;
-    env[k] = v;
-  }
-  return {
-    ...env,
-    HERALD_DATA_DIR: dataDir,
-    HERALD_PORT: String(port),
-    HERALD_ALLOW_PRIVATE_TARGETS: "true",
-    HERALD_LOG_LEVEL: "warn",
-  };
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = DEADLINE_MS): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`herald ${args.join(" ")} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function json<T>(r: Run): T {
-  expect(r.code, `exit code; stderr: ${r.stderr}`).toBe(0);
-  return JSON.parse(r.stdout) as T;
-}
+/** `herald retrigger create` for tenant cli's contract.executed events; the selection and options follow. */
+const CREATE = ["retrigger", "create", "--tenant", "cli", "--event-type", "contract.executed"];
 
 describe("herald retrigger against a running herald start", () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
-  let server: ChildProcess;
+  let server: Child;
   let base: string;
   let token: string;
   let rx: Receiver;
@@ -96,21 +31,8 @@ describe("herald retrigger against a running herald start", () => {
     const port = await freePort();
     env = cliEnv(path.join(dir, "data"), port);
     base = `http://127.0.0.1:${port}`;
-    server = spawn(process.execPath, [BIN, "start"], { cwd: ROOT, env, stdio: "ignore" });
-    await eventually(
-      async () => {
-        if (server.exitCode !== null) throw new Error(`herald start exited (${server.exitCode})`);
-        try {
-          const res = await fetch(`${base}/healthz`);
-          await res.arrayBuffer();
-          return res.status === 200;
-        } catch {
-          return false;
-        }
-      },
-      DEADLINE_MS,
-      "herald start to answer",
-    );
+    server = new Child(["start"], env);
+    await waitHealthy(server, port);
     token = fs.readFileSync(path.join(dir, "data", "admin-token"), "utf8").trim();
     rx = await new Receiver().start();
     for (const tenant of ["cli", "other"]) {
@@ -136,10 +58,9 @@ describe("herald retrigger against a running herald start", () => {
   });
 
   afterAll(async () => {
-    if (server && server.exitCode === null) {
-      const exited = new Promise<void>((r) => server.once("exit", () => r()));
-      server.kill("SIGTERM");
-      await exited;
+    if (server && !server.exit) {
+      server.proc.kill("SIGTERM");
+      await server.exited;
     }
     await rx?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -148,17 +69,11 @@ describe("herald retrigger against a running herald start", () => {
   it("previews an IDs file with --dry-run (--json: the full list; otherwise a table and a summary) and creates nothing", async () => {
     const file = path.join(dir, "ids.txt");
     fs.writeFileSync(file, "# re-send, ticket 4711\nc-1\nc-2\n\nc-3\nc-3\no-1\nnope\n");
-    const args = [
-      "retrigger",
-      "create",
-      "--tenant",
-      "cli",
-      "--event-type",
-      "contract.executed",
-      "--ids-file",
-      file,
-    ];
-    const r = await run([...args, "--id-kind", "aggregate", "--batch-size", "2", "--dry-run", "--json"], env);
+    const args = [...CREATE, "--ids-file", file];
+    const r = await runHerald(
+      [...args, "--id-kind", "aggregate", "--batch-size", "2", "--dry-run", "--json"],
+      env,
+    );
     const preview = json<{
       total: number;
       would_trigger: number;
@@ -176,7 +91,7 @@ describe("herald retrigger against a running herald start", () => {
       ["nope", "WOULD_FAIL", "not_found"],
     ]);
 
-    const human = await run([...args, "--dry-run"], env);
+    const human = await runHerald([...args, "--dry-run"], env);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/ID\s+OUTCOME\s+EVENT\s+WHY/);
     expect(human.stdout).toMatch(/o-1\s+WOULD_FAIL/);
@@ -184,28 +99,15 @@ describe("herald retrigger against a running herald start", () => {
     expect(human.stdout).toContain("plan: 1 chunk(s) of up to 50");
     expect(human.stdout).toContain("dry run: nothing was created or sent");
 
-    const list = json<{ items: unknown[] }>(await run(["retrigger", "list", "--json"], env));
+    const list = json<{ items: unknown[] }>(await runHerald(["retrigger", "list", "--json"], env));
     expect(list.items).toEqual([]);
     expect(rx.received).toHaveLength(4);
   });
 
   it("runs a job with --follow to the end, then shows its status and items; refuses out-of-range flags", async () => {
     const done = json<{ job_id: number; status: string; sent: number; failed: number; total: number }>(
-      await run(
-        [
-          "retrigger",
-          "create",
-          "--tenant",
-          "cli",
-          "--event-type",
-          "contract.executed",
-          "--aggregate-ids",
-          "c-1,c-2,c-3,o-1",
-          "--batch-size",
-          "2",
-          "--follow",
-          "--json",
-        ],
+      await runHerald(
+        [...CREATE, "--aggregate-ids", "c-1,c-2,c-3,o-1", "--batch-size", "2", "--follow", "--json"],
         env,
       ),
     );
@@ -213,55 +115,27 @@ describe("herald retrigger against a running herald start", () => {
     await rx.waitFor((r) => r.length >= 7, 30_000, "three re-sent webhooks");
     expect(rx.received.slice(4).map((r) => r.path)).toEqual(["/cli", "/cli", "/cli"]);
 
-    const status = await run(["retrigger", "status", String(done.job_id)], env);
+    const status = await runHerald(["retrigger", "status", String(done.job_id)], env);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`job ${done.job_id}: completed — 4 of 4 done`);
     const failed = json<{ items: Array<{ requested_id: string; reason: string }> }>(
-      await run(["retrigger", "items", String(done.job_id), "--outcome", "failed", "--json"], env),
+      await runHerald(["retrigger", "items", String(done.job_id), "--outcome", "failed", "--json"], env),
     );
     expect(failed.items.map((i) => [i.requested_id, i.reason])).toEqual([["o-1", "other_tenant"]]);
 
-    const cancel = await run(["retrigger", "cancel", String(done.job_id)], env);
+    const cancel = await runHerald(["retrigger", "cancel", String(done.job_id)], env);
     expect(cancel.code).toBe(1);
     expect(cancel.stderr).toContain("409");
 
-    const bad = await run(
-      [
-        "retrigger",
-        "create",
-        "--tenant",
-        "cli",
-        "--event-type",
-        "contract.executed",
-        "--aggregate-ids",
-        "c-1",
-        "--batch-size",
-        "0",
-      ],
-      env,
-    );
+    const bad = await runHerald([...CREATE, "--aggregate-ids", "c-1", "--batch-size", "0"], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("batch_size must be an integer between 1 and 1000; got 0");
   });
 
   it("following a job that stopped without completing prints its pending IDs and exits non-zero", async () => {
     const job = json<{ job_id: number }>(
-      await run(
-        [
-          "retrigger",
-          "create",
-          "--tenant",
-          "cli",
-          "--event-type",
-          "contract.executed",
-          "--aggregate-ids",
-          "c-1,c-2,c-3",
-          "--batch-size",
-          "1",
-          "--delay-ms",
-          "3600000",
-          "--json",
-        ],
+      await runHerald(
+        [...CREATE, "--aggregate-ids", "c-1,c-2,c-3", "--batch-size", "1", "--delay-ms", "3600000", "--json"],
         env,
       ),
     );
@@ -272,9 +146,9 @@ describe("herald retrigger against a running herald start", () => {
       );
       return j.sent === 1 && j.lease_owner === null;
     });
-    const cancelled = await run(["retrigger", "cancel", String(job.job_id), "--reason", "enough"], env);
+    const cancelled = await runHerald(["retrigger", "cancel", String(job.job_id), "--reason", "enough"], env);
     expect(cancelled.code).toBe(0);
-    const followed = await run(["retrigger", "status", String(job.job_id), "--follow"], env);
+    const followed = await runHerald(["retrigger", "status", String(job.job_id), "--follow"], env);
     expect(followed.code).toBe(3);
     expect(followed.stderr).toMatch(new RegExp(`job ${job.job_id} \\[.*\\] 1/3 \\| sent 1`));
     expect(followed.stdout).toContain("stopped without completing: cancelled");

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import net from "node:net";
+import { freePort } from "./port.ts";
 
 /** Whether a redis-server binary is on this machine (the Redis-outage tests need their own server). */
 export function hasRedisServer(): boolean {
@@ -9,14 +10,6 @@ export function hasRedisServer(): boolean {
   } catch {
     return false;
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function waitForPort(port: number, up: boolean, timeoutMs = 10_000): Promise<void> {
