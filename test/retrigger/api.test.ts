@@ -1,8 +1,5 @@
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RetriggerRunner } from "../../src/dispatch/retrigger-runner.ts";
-import { startTestHerald, type TestHerald } from "../support/herald.ts";
-import { eventually, Gate, Receiver } from "../support/receiver.ts";
+import { describe, expect, it } from "vitest";
+import { eventually, Gate } from "../support/receiver.ts";
 import { STORE_KINDS } from "../support/store.ts";
 import {
   type Audit,
@@ -13,33 +10,23 @@ import {
   getJob,
   type Job,
   type Preview,
+  retriggerSettings,
   rowCounts,
   subscribe,
+  type TestRunnerOptions,
   TYPE,
+  useHeraldAndReceiver,
   waitJob,
+  withTestRunner,
 } from "./helpers.ts";
 
-const SETTINGS = {
-  requestTimeoutMs: 1000,
-  leaseMs: 3000,
-  schedulerIntervalMs: 200,
-  retryScheduleMs: [200, 200],
-};
+const SETTINGS = retriggerSettings(1000, 3000);
 
 describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (kind) => {
-  let h: TestHerald;
-  let rx: Receiver;
-  beforeAll(async () => {
-    h = await startTestHerald(kind, SETTINGS, { api: true, dispatcher: true });
-    rx = await new Receiver().start();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await rx?.close();
-  });
+  const setup = useHeraldAndReceiver(kind, SETTINGS);
 
   const create = (body: Record<string, unknown>, token?: string) =>
-    h.api<Job & Preview & Err>("POST", "/v1/retriggers", body, token);
+    setup.h.api<Job & Preview & Err>("POST", "/v1/retriggers", body, token);
   const base = { tenant_id: "bounds", event_type: TYPE, aggregate_ids: ["a"] };
 
   it.each([
@@ -75,6 +62,7 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
   });
 
   it("answers malformed requests with 400 naming the field", async () => {
+    const { h } = setup;
     const unknown = await create({ ...base, colour: "red" });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error).toEqual({ code: "unknown_field", message: 'unknown field "colour"' });
@@ -99,6 +87,7 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
   });
 
   it("keeps tenant tokens to their tenant: implied tenant, 403 for another, 404 for another's job, no leak in the dry run", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "t-a", "/t-a");
     await subscribe(h, rx, "t-b", "/t-b");
     const [aEvent] = await emit(h, "t-a", ["a-1"]);
@@ -145,6 +134,7 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
   });
 
   it("cancel stops a job between chunks and in the middle of one; its pending items stay listed; both are audited", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "stop", "/stop");
     const aggregates = Array.from({ length: 6 }, (_, i) => `s-${i + 1}`);
     await emit(h, "stop", aggregates);
@@ -193,67 +183,56 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
 
     // In the middle of a chunk: the runner finds the job cancelled at its next group of items (a group's
     // transaction checks the lease) and stops there; the group in progress is not written.
-    await h.proc.retriggerRunner!.stop();
     const atThird = new Gate();
     const go = new Gate();
     let calls = 0;
-    const runner = new RetriggerRunner({
-      db: (await h.store.connectAgain()) ?? h.store.db,
-      settings: h.proc.settings,
-      log: pino({ level: "silent" }),
-      hooks: h.proc.ctx.hooks,
-      beforeItem: async () => {
-        calls += 1;
-        if (calls === 3) {
-          atThird.open();
-          await go.opened;
-        }
-      },
+    const beforeItem = async () => {
+      calls += 1;
+      if (calls === 3) {
+        atThird.open();
+        await go.opened;
+      }
+    };
+    await withTestRunner(h, { beforeItem }, async (runner) => {
+      try {
+        const busy = await create({
+          tenant_id: "stop",
+          event_type: TYPE,
+          aggregate_ids: aggregates,
+          batch_size: 10,
+        });
+        await runner.start();
+        await atThird.opened;
+        expect((await h.api<Job>("POST", `/v1/retriggers/${busy.body.job_id}/cancel`, {})).body.status).toBe(
+          "cancelled",
+        );
+        go.open();
+        await runner.stop();
+        const after = await getJob(h, busy.body.job_id);
+        expect(after).toMatchObject({ status: "cancelled" });
+        expect(after.sent).toBeLessThan(2 + 1);
+        expect(after.sent + after.pending).toBe(6);
+        expect((await allItems(h, busy.body.job_id, "pending")).map((i) => i.requested_id)).toEqual(
+          aggregates.slice(after.sent),
+        );
+      } finally {
+        go.open();
+      }
     });
-    try {
-      const busy = await create({
-        tenant_id: "stop",
-        event_type: TYPE,
-        aggregate_ids: aggregates,
-        batch_size: 10,
-      });
-      await runner.start();
-      await atThird.opened;
-      expect((await h.api<Job>("POST", `/v1/retriggers/${busy.body.job_id}/cancel`, {})).body.status).toBe(
-        "cancelled",
-      );
-      go.open();
-      await runner.stop();
-      const after = await getJob(h, busy.body.job_id);
-      expect(after).toMatchObject({ status: "cancelled" });
-      expect(after.sent).toBeLessThan(2 + 1);
-      expect(after.sent + after.pending).toBe(6);
-      expect((await allItems(h, busy.body.job_id, "pending")).map((i) => i.requested_id)).toEqual(
-        aggregates.slice(after.sent),
-      );
-    } finally {
-      go.open();
-      await runner.stop();
-      await h.proc.retriggerRunner!.start();
-    }
   });
 
   it("a job whose chunks keep failing becomes failed with the error (audited); resume runs it to the end", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "flaky", "/flaky");
     await emit(h, "flaky", ["f-1", "f-2", "f-3"]);
-    await h.proc.retriggerRunner!.stop();
     let broken = true;
-    const runner = new RetriggerRunner({
-      db: (await h.store.connectAgain()) ?? h.store.db,
-      settings: h.proc.settings,
-      log: pino({ level: "silent" }),
-      hooks: h.proc.ctx.hooks,
+    const opts: TestRunnerOptions = {
       retryDelayMs: () => 10,
       beforeItem: (_job, ordinal) => {
         if (broken && ordinal === 2) throw new Error("disk on fire");
       },
-    });
-    try {
+    };
+    await withTestRunner(h, opts, async (runner) => {
       const job = await create({
         tenant_id: "flaky",
         event_type: TYPE,
@@ -279,13 +258,11 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
         ["retrigger.created", "admin"],
       ]);
       expect(audit.body.items[2]!.reason).toContain("disk on fire");
-    } finally {
-      await runner.stop();
-      await h.proc.retriggerRunner!.start();
-    }
+    });
   });
 
   it("sends only to the job's subscription when one is named, and refuses one that cannot take the event", async () => {
+    const { h, rx } = setup;
     const one = await subscribe(h, rx, "pick", "/pick-1");
     await subscribe(h, rx, "pick", "/pick-2");
     const other = await subscribe(h, rx, "pick", "/pick-3", ["order.created"]);
@@ -317,32 +294,20 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
     await rx.waitFor(() => new Set(fresh().map((r) => r.webhookId)).size >= 2, 30_000, "re-sent webhooks");
     expect(new Set(fresh().map((r) => r.path))).toEqual(new Set(["/pick-1"]));
 
-    const wrongType = await create({
-      tenant_id: "pick",
-      event_type: TYPE,
-      aggregate_ids: ["p-1"],
-      subscription_id: other,
-    });
+    const p1To = (subscription_id: string) =>
+      create({ tenant_id: "pick", event_type: TYPE, aggregate_ids: ["p-1"], subscription_id });
+    const wrongType = await p1To(other);
     expect(wrongType.status).toBe(400);
     expect(wrongType.body.error.message).toContain("does not receive contract.executed");
-    const wrongTenant = await create({
-      tenant_id: "pick",
-      event_type: TYPE,
-      aggregate_ids: ["p-1"],
-      subscription_id: foreign,
-    });
+    const wrongTenant = await p1To(foreign);
     expect(wrongTenant.status).toBe(400);
     expect(wrongTenant.body.error.message).toContain("belongs to tenant not-pick");
-    const unknown = await create({
-      tenant_id: "pick",
-      event_type: TYPE,
-      aggregate_ids: ["p-1"],
-      subscription_id: "sub_nope",
-    });
+    const unknown = await p1To("sub_nope");
     expect(unknown.status).toBe(404);
   });
 
   it("fails items it cannot send, with why: not found, other event type, no matching subscription", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "why", "/why");
     const [typed] = await emit(h, "why", ["w-1"]);
     const [otherType] = await emit(h, "why", ["w-2"], "order.created");
@@ -368,6 +333,7 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
   });
 
   it("selects by occurred_at window (after inclusive, before exclusive), never picking re-emitted copies", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "win", "/win");
     for (const day of ["01", "02", "03", "04"]) {
       const r = await h.api("POST", "/v1/events", {
@@ -419,6 +385,7 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
   });
 
   it("with skip_delivered_after leaves out the subscriptions that already had the aggregate's event, sends to the others", async () => {
+    const { h, rx } = setup;
     const since = new Date(Date.now() - 1000).toISOString();
     const early = await subscribe(h, rx, "part", "/part-early");
     await emit(h, "part", ["q-1"]);
@@ -445,6 +412,7 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
   });
 
   it("writes a group of items with different targets in one transaction; a group whose targets vanish is redone item by item", async () => {
+    const { h, rx } = setup;
     // Items 1 and 3 go to both subscriptions, item 2 (delivered to the early one since the time) only to the late one.
     const early = await subscribe(h, rx, "mix", "/mix-early");
     await emit(h, "mix", ["m-1", "m-3"]);
@@ -493,19 +461,12 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
     // for its first item and rolls back; item by item, each fails as having no matching subscription.
     const only = await subscribe(h, rx, "gone", "/gone");
     await emit(h, "gone", ["v-1", "v-2", "v-3"]);
-    await h.proc.retriggerRunner!.stop();
     let calls = 0;
-    const runner = new RetriggerRunner({
-      db: (await h.store.connectAgain()) ?? h.store.db,
-      settings: h.proc.settings,
-      log: pino({ level: "silent" }),
-      hooks: h.proc.ctx.hooks,
-      beforeItem: async () => {
-        calls += 1;
-        if (calls === 2) expect((await h.api("DELETE", `/v1/subscriptions/${only}`)).status).toBe(204);
-      },
-    });
-    try {
+    const beforeItem = async () => {
+      calls += 1;
+      if (calls === 2) expect((await h.api("DELETE", `/v1/subscriptions/${only}`)).status).toBe(204);
+    };
+    await withTestRunner(h, { beforeItem }, async (runner) => {
       const gone = await create({
         tenant_id: "gone",
         event_type: TYPE,
@@ -521,13 +482,11 @@ describe.each(STORE_KINDS)("re-trigger jobs through the API on the %s store", (k
         ["failed", "no_matching_subscription", null],
         ["failed", "no_matching_subscription", null],
       ]);
-    } finally {
-      await runner.stop();
-      await h.proc.retriggerRunner!.start();
-    }
+    });
   });
 
   it("lists jobs newest first and pages items with a cursor; the routes are in /openapi.json", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "page", "/page");
     await emit(h, "page", ["x-1", "x-2", "x-3"]);
     const first = await create({ tenant_id: "page", event_type: TYPE, aggregate_ids: ["x-1", "x-2", "x-3"] });

@@ -1,58 +1,16 @@
-import { expect } from "vitest";
-import type { TestHerald } from "../support/herald.ts";
-import { eventually, type Receiver } from "../support/receiver.ts";
+import pino from "pino";
+import { afterAll, beforeAll, expect } from "vitest";
+import type { Settings } from "../../src/config.ts";
+import { RetriggerRunner, type RetriggerRunnerOptions } from "../../src/dispatch/retrigger-runner.ts";
+import type { ItemView, JobView, Preview } from "../../src/service/retrigger.ts";
+import { startTestHerald, type TestHerald } from "../support/herald.ts";
+import { eventually, Receiver } from "../support/receiver.ts";
+import type { StoreKind } from "../support/store.ts";
 
-export interface Job {
-  job_id: number;
-  tenant_id: string;
-  event_type: string;
-  subscription_id: string | null;
-  status: string;
-  total: number;
-  completed: number;
-  sent: number;
-  skipped: number;
-  failed: number;
-  pending: number;
-  interrupted: boolean;
-  lease_owner: string | null;
-  next_chunk_at: string | null;
-  chunks_done: number;
-  error_count: number;
-  last_error: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  created_by: string;
-}
-
-export interface Item {
-  ordinal: number;
-  requested_id: string;
-  source_event_id: number | null;
-  outcome: string;
-  reason: string | null;
-  detail: string | null;
-  new_event_id: number | null;
-  deliveries: number | null;
-}
-
-export interface Preview {
-  dry_run: true;
-  selection: Record<string, unknown>;
-  total: number;
-  would_trigger: number;
-  would_skip: number;
-  would_fail: number;
-  plan: { chunks: number; batch_size: number; delay_ms: number; estimated_duration_ms: number };
-  items: Array<{
-    requested_id: string;
-    source_event_id: number | null;
-    outcome: "WOULD_TRIGGER" | "WOULD_SKIP" | "WOULD_FAIL";
-    reason: string | null;
-    detail: string | null;
-    subscriptions: string[];
-  }>;
-}
+/** The API's views of a job, an item and a dry run (what the re-trigger routes answer with). */
+export type Job = JobView;
+export type Item = ItemView;
+export type { Preview };
 
 export interface Err {
   error: { code: string; message: string };
@@ -70,6 +28,70 @@ export interface Audit {
 }
 
 export const TYPE = "contract.executed";
+
+/** Short timings for a test Herald's re-trigger jobs and deliveries: retries and schedules within a second. */
+export function retriggerSettings(requestTimeoutMs: number, leaseMs: number): Partial<Settings> {
+  return { requestTimeoutMs, leaseMs, schedulerIntervalMs: 200, retryScheduleMs: [200, 200] };
+}
+
+/** A test Herald (API and dispatcher) and a receiver, set up by {@link useHeraldAndReceiver}. */
+export interface HeraldAndReceiver {
+  h: TestHerald;
+  rx: Receiver;
+}
+
+/**
+ * Starts a Herald with the API and dispatcher roles on a fresh `kind` store, and a receiver, before the
+ * tests of the enclosing describe block; closes both after them. Read `h` and `rx` inside the tests.
+ */
+export function useHeraldAndReceiver(kind: StoreKind, settings: Partial<Settings>): HeraldAndReceiver {
+  const env = {} as HeraldAndReceiver;
+  beforeAll(async () => {
+    env.h = await startTestHerald(kind, settings, { api: true, dispatcher: true });
+    env.rx = await new Receiver().start();
+  });
+  afterAll(async () => {
+    await env.h?.close();
+    await env.rx?.close();
+  });
+  return env;
+}
+
+/** What a test sets on its own re-trigger runner. */
+export type TestRunnerOptions = Pick<RetriggerRunnerOptions, "owner" | "beforeItem" | "retryDelayMs">;
+
+/**
+ * A re-trigger runner of the test's own on `h`'s store (on another connection pool where the store has one),
+ * with test hooks such as `beforeItem`; not started.
+ */
+export async function testRunner(h: TestHerald, opts: TestRunnerOptions = {}): Promise<RetriggerRunner> {
+  return new RetriggerRunner({
+    db: (await h.store.connectAgain()) ?? h.store.db,
+    settings: h.proc.settings,
+    log: pino({ level: "silent" }),
+    hooks: h.proc.ctx.hooks,
+    ...opts,
+  });
+}
+
+/**
+ * Stops Herald's own re-trigger runner and makes a {@link testRunner} for `body` to start and drive; after
+ * `body` (or its failure) stops that runner and starts Herald's again.
+ */
+export async function withTestRunner(
+  h: TestHerald,
+  opts: TestRunnerOptions,
+  body: (runner: RetriggerRunner) => Promise<void>,
+): Promise<void> {
+  await h.proc.retriggerRunner!.stop();
+  const runner = await testRunner(h, opts);
+  try {
+    await body(runner);
+  } finally {
+    await runner.stop();
+    await h.proc.retriggerRunner!.start();
+  }
+}
 
 /** A subscription of `tenant` on the receiver at `path`; the receiver trusts its secret. */
 export async function subscribe(

@@ -1,10 +1,8 @@
 import { spawn } from "node:child_process";
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RetriggerRunner } from "../../src/dispatch/retrigger-runner.ts";
+import { describe, expect, it } from "vitest";
 import { parseIdsFile } from "../../src/domain/retrigger.ts";
-import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
-import { eventually, Gate, Receiver } from "../support/receiver.ts";
+import { ADMIN, type TestHerald } from "../support/herald.ts";
+import { eventually, Gate, type Received, type Receiver } from "../support/receiver.ts";
 import { STORE_KINDS } from "../support/store.ts";
 import {
   type Audit,
@@ -14,21 +12,19 @@ import {
   getJob,
   type Job,
   type Preview,
+  retriggerSettings,
   rowCounts,
   subscribe,
   TYPE,
+  testRunner,
+  useHeraldAndReceiver,
   waitJob,
 } from "./helpers.ts";
 
 // Short leases so that a dead chunk owner's job comes back within seconds. The request timeout leaves room
 // for the embedded store: PGlite runs on this process's event loop (as does the receiver), which stalls
 // for up to a few seconds under load; a 1 s timeout turned such stalls into failed attempts and DLQ rows.
-const SETTINGS = {
-  requestTimeoutMs: 5000,
-  leaseMs: 6000,
-  schedulerIntervalMs: 200,
-  retryScheduleMs: [200, 200],
-};
+const SETTINGS = retriggerSettings(5000, 6000);
 
 const pad = (i: number) => `c-${String(i).padStart(3, "0")}`;
 
@@ -42,11 +38,7 @@ async function doomedRunner(h: TestHerald, dieAt: number) {
   const reached = new Gate();
   const release = new Gate();
   let calls = 0;
-  const runner = new RetriggerRunner({
-    db: (await h.store.connectAgain()) ?? h.store.db,
-    settings: h.proc.settings,
-    log: pino({ level: "silent" }),
-    hooks: h.proc.ctx.hooks,
+  const runner = await testRunner(h, {
     owner: "doomed-dispatcher",
     beforeItem: async () => {
       calls += 1;
@@ -68,21 +60,40 @@ async function doomedRunner(h: TestHerald, dieAt: number) {
   };
 }
 
+/**
+ * Waits until `fresh()` holds one distinct webhook-id per aggregate of `aggregates`, then checks that they
+ * are exactly that: every aggregate, each with one webhook-id (every request first passed to `check`).
+ */
+async function expectOneWebhookPerAggregate(
+  rx: Receiver,
+  fresh: () => Received[],
+  aggregates: readonly string[],
+  timeoutMs: number,
+  check: (r: Received) => void = () => {},
+): Promise<void> {
+  await rx.waitFor(
+    () => new Set(fresh().map((r) => r.webhookId)).size >= aggregates.length,
+    timeoutMs,
+    `${aggregates.length} re-sent webhooks`,
+  );
+  const byAggregate = new Map<string, Set<string>>();
+  for (const r of fresh()) {
+    check(r);
+    const set = byAggregate.get(contractOf(r.body)) ?? new Set<string>();
+    set.add(r.webhookId);
+    byAggregate.set(contractOf(r.body), set);
+  }
+  expect([...byAggregate.keys()].sort()).toEqual([...aggregates].sort());
+  expect([...byAggregate.values()].every((s) => s.size === 1)).toBe(true);
+}
+
 describe.each(STORE_KINDS)("the bulk re-send incident, replayed on the %s store", (kind) => {
-  let h: TestHerald;
-  let rx: Receiver;
-  beforeAll(async () => {
-    h = await startTestHerald(kind, SETTINGS, { api: true, dispatcher: true });
-    rx = await new Receiver().start();
-  });
-  afterAll(async () => {
-    await h?.close();
-    await rx?.close();
-  });
+  const setup = useHeraldAndReceiver(kind, SETTINGS);
 
   it("dry run creates nothing; a job killed after 467 of 529 resumes with exactly the rest; a new job with skip_delivered_after skips all 529", {
     timeout: 240_000,
   }, async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "acme", "/acme");
     await subscribe(h, rx, "globex", "/globex");
     const contracts = Array.from({ length: 529 }, (_, i) => pad(i + 1));
@@ -175,22 +186,11 @@ describe.each(STORE_KINDS)("the bulk re-send incident, replayed on the %s store"
 
     // The receiver got exactly one new webhook-id per contract, none for globex.
     const fresh = () => rx.received.filter((r) => !original.has(r.webhookId));
-    await rx.waitFor(
-      () => new Set(fresh().map((r) => r.webhookId)).size >= 529,
-      60_000,
-      "529 re-sent webhooks",
-    );
-    const byContract = new Map<string, Set<string>>();
-    for (const r of fresh()) {
+    await expectOneWebhookPerAggregate(rx, fresh, contracts, 60_000, (r) => {
       expect(r.verified).toBe(true);
       expect(r.path).toBe("/acme");
       expect(r.body.type).toBe(TYPE);
-      const set = byContract.get(contractOf(r.body)) ?? new Set<string>();
-      set.add(r.webhookId);
-      byContract.set(contractOf(r.body), set);
-    }
-    expect([...byContract.keys()].sort()).toEqual(contracts);
-    expect([...byContract.values()].every((s) => s.size === 1)).toBe(true);
+    });
     expect(new Set(rx.received.filter((r) => r.path === "/globex").map((r) => r.webhookId)).size).toBe(3);
 
     // Every item's outcome: 529 sent as distinct new events linked to the job and their source.
@@ -253,6 +253,7 @@ describe.each(STORE_KINDS)("the bulk re-send incident, replayed on the %s store"
   });
 
   it("a job whose dispatcher dies is taken up by a live one once the lease expires, with no resume", async () => {
+    const { h, rx } = setup;
     await subscribe(h, rx, "initech", "/initech");
     const aggregates = Array.from({ length: 40 }, (_, i) => `i-${i + 1}`);
     await emit(h, "initech", aggregates);
@@ -290,37 +291,17 @@ describe.each(STORE_KINDS)("the bulk re-send incident, replayed on the %s store"
     expect(recovered).toMatchObject({ actor: "system", before: { lease_owner: "doomed-dispatcher" } });
 
     const fresh = () => rx.received.filter((r) => r.path === "/initech" && !original.has(r.webhookId));
-    await rx.waitFor(
-      () => new Set(fresh().map((r) => r.webhookId)).size >= 40,
-      30_000,
-      "40 re-sent webhooks",
-    );
-    const perAggregate = new Map<string, Set<string>>();
-    for (const r of fresh()) {
-      const s = perAggregate.get(contractOf(r.body)) ?? new Set<string>();
-      s.add(r.webhookId);
-      perAggregate.set(contractOf(r.body), s);
-    }
-    expect([...perAggregate.keys()].sort()).toEqual([...aggregates].sort());
-    expect([...perAggregate.values()].every((s) => s.size === 1)).toBe(true);
+    await expectOneWebhookPerAggregate(rx, fresh, aggregates, 30_000);
   });
 });
 
 describe.skipIf(!process.env.DATABASE_URL)(
   "the incident with a real dispatcher process killed by SIGKILL",
   () => {
-    let h: TestHerald;
-    let rx: Receiver;
-    beforeAll(async () => {
-      h = await startTestHerald("postgres", SETTINGS, { api: true, dispatcher: true });
-      rx = await new Receiver().start();
-    });
-    afterAll(async () => {
-      await h?.close();
-      await rx?.close();
-    });
+    const setup = useHeraldAndReceiver("postgres", SETTINGS);
 
     it("the live dispatcher finishes the job after the kill: one new webhook-id per contract", async () => {
+      const { h, rx } = setup;
       await subscribe(h, rx, "acme", "/acme");
       const contracts = Array.from({ length: 529 }, (_, i) => pad(i + 1));
       await emit(h, "acme", contracts);
@@ -375,19 +356,7 @@ describe.skipIf(!process.env.DATABASE_URL)(
         expect(done).toMatchObject({ sent: 529, failed: 0, skipped: 0 });
         // Deliveries the child had in flight come again with the same webhook-id; new ids are one per contract.
         const fresh = () => rx.received.filter((r) => !original.has(r.webhookId));
-        await rx.waitFor(
-          () => new Set(fresh().map((r) => r.webhookId)).size >= 529,
-          60_000,
-          "529 re-sent webhooks",
-        );
-        const byContract = new Map<string, Set<string>>();
-        for (const r of fresh()) {
-          const s = byContract.get(contractOf(r.body)) ?? new Set<string>();
-          s.add(r.webhookId);
-          byContract.set(contractOf(r.body), s);
-        }
-        expect([...byContract.keys()].sort()).toEqual(contracts);
-        expect([...byContract.values()].every((s) => s.size === 1)).toBe(true);
+        await expectOneWebhookPerAggregate(rx, fresh, contracts, 60_000);
       } finally {
         child.kill("SIGKILL");
       }
