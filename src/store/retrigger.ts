@@ -48,33 +48,54 @@ const JOB_COLUMNS = `j.*,
      (j.lease_owner IS NOT NULL AND j.lease_expires_at < now())
      OR (j.lease_owner IS NULL AND j.next_run_at < now() - ${UNCLAIMED_INTERRUPTED}))) AS interrupted`;
 
-export interface NewJob {
-  tenant_id: string;
-  event_type: string;
-  selection_kind: SelectionKind;
-  selection: Record<string, unknown>;
-  occurred_after: Date | null;
-  occurred_before: Date | null;
-  subscription_id: string | null;
-  batch_size: number;
-  delay_ms: number;
-  chunk_budget_ms: number;
-  skip_delivered_after: Date | null;
-  total: number;
+/**
+ * Runs `statement`, an INSERT or UPDATE of retrigger_jobs ending in `RETURNING *`, and returns the job it
+ * wrote with JOB_COLUMNS (null when it wrote none).
+ */
+async function writeJob(
+  q: Queryable,
+  statement: string,
+  params: readonly unknown[],
+): Promise<RetriggerJobRow | null> {
+  const res = await q.query<RetriggerJobRow>(
+    `WITH upd AS (
+       ${statement}
+     )
+     SELECT ${JOB_COLUMNS} FROM upd j`,
+    params,
+  );
+  return res.rows[0] ?? null;
+}
+
+/** The columns a job is inserted with (the rest take their defaults). */
+export interface NewJob
+  extends Pick<
+    RetriggerJobRow,
+    | "tenant_id"
+    | "event_type"
+    | "selection_kind"
+    | "selection"
+    | "occurred_after"
+    | "occurred_before"
+    | "subscription_id"
+    | "batch_size"
+    | "delay_ms"
+    | "chunk_budget_ms"
+    | "skip_delivered_after"
+    | "total"
+    | "created_by"
+  > {
   /** Items that failed already when the job was made (their IDs did not resolve). */
   failed: number;
-  created_by: string;
 }
 
 export async function insertJob(q: Queryable, j: NewJob): Promise<RetriggerJobRow> {
-  const res = await q.query<RetriggerJobRow>(
-    `WITH ins AS (
-       INSERT INTO retrigger_jobs (tenant_id, event_type, selection_kind, selection, occurred_after, occurred_before,
-         subscription_id, batch_size, delay_ms, chunk_budget_ms, skip_delivered_after, total, failed, created_by)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-       RETURNING *
-     )
-     SELECT ${JOB_COLUMNS} FROM ins j`,
+  const row = await writeJob(
+    q,
+    `INSERT INTO retrigger_jobs (tenant_id, event_type, selection_kind, selection, occurred_after, occurred_before,
+       subscription_id, batch_size, delay_ms, chunk_budget_ms, skip_delivered_after, total, failed, created_by)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+     RETURNING *`,
     [
       j.tenant_id,
       j.event_type,
@@ -92,7 +113,7 @@ export async function insertJob(q: Queryable, j: NewJob): Promise<RetriggerJobRo
       j.created_by,
     ],
   );
-  return res.rows[0]!;
+  return row!;
 }
 
 export interface NewItem {
@@ -296,6 +317,38 @@ export interface SourceKey {
   aggregate_id: string | null;
 }
 
+interface DeliveredRow {
+  key: number;
+  subscription_id: string;
+  at: Date;
+}
+
+/**
+ * The latest time per key and subscription among deliveries found for each key: `keys` is a FROM item
+ * with a row `x(key, …)` per key, `deliveries` the FROM and WHERE of one key's deliveries `d` (lateral,
+ * on x). OFFSET 0 keeps the planner from flattening the lateral subquery into a join it may cost wrongly
+ * without statistics.
+ */
+async function latestDeliveries(
+  q: Queryable,
+  keys: string,
+  deliveries: string,
+  params: readonly unknown[],
+): Promise<DeliveredRow[]> {
+  const res = await q.query<DeliveredRow>(
+    `SELECT x.key, m.subscription_id, max(m.completed_at) AS at
+     FROM ${keys}
+     CROSS JOIN LATERAL (
+       SELECT d.subscription_id, d.completed_at
+       ${deliveries}
+       OFFSET 0
+     ) m
+     GROUP BY x.key, m.subscription_id`,
+    params,
+  );
+  return res.rows;
+}
+
 /**
  * For each item: which of `subscriptionIds` (one tenant's) had an event of the type for the item's aggregate delivered
  * at or after `since` (and the latest such time). An item without an aggregate looks at its source event
@@ -314,42 +367,32 @@ export async function deliveredSince(
   if (f.items.length === 0 || f.subscriptionIds.length === 0) return out;
   const withAggregate = f.items.filter((i) => i.aggregate_id !== null);
   const without = f.items.filter((i) => i.aggregate_id === null);
-  const rows: Array<{ key: number; subscription_id: string; at: Date }> = [];
+  const rows: DeliveredRow[] = [];
   if (withAggregate.length > 0) {
     // Driven by the list: one probe per aggregate on events (aggregate_id, event_type), then deliveries
-    // by event. OFFSET 0 keeps the planner from flattening it into a join it may cost wrongly without
-    // statistics. No tenant condition: the subscriptions (filtered below) are the tenant's, and a
-    // condition on the tenant would offer the planner a scan of all the tenant's events instead.
-    const res = await q.query<{ key: number; subscription_id: string; at: Date }>(
-      `SELECT x.key, m.subscription_id, max(m.completed_at) AS at
-       FROM unnest($1::int[], $2::text[]) AS x(key, aggregate_id)
-       CROSS JOIN LATERAL (
-         SELECT d.subscription_id, d.completed_at
-         FROM events e JOIN deliveries d ON d.event_id = e.event_id
-         WHERE e.aggregate_id = x.aggregate_id AND e.event_type = $3
-           AND d.status = 'delivered' AND d.completed_at >= $4
-         OFFSET 0
-       ) m
-       GROUP BY x.key, m.subscription_id`,
+    // by event (OFFSET 0 in latestDeliveries keeps it so). No tenant condition: the subscriptions
+    // (filtered below) are the tenant's, and a condition on the tenant would offer the planner a scan of
+    // all the tenant's events instead.
+    const found = await latestDeliveries(
+      q,
+      "unnest($1::int[], $2::text[]) AS x(key, aggregate_id)",
+      `FROM events e JOIN deliveries d ON d.event_id = e.event_id
+       WHERE e.aggregate_id = x.aggregate_id AND e.event_type = $3
+         AND d.status = 'delivered' AND d.completed_at >= $4`,
       [withAggregate.map((i) => i.key), withAggregate.map((i) => i.aggregate_id), f.eventType, f.since],
     );
-    rows.push(...res.rows);
+    rows.push(...found);
   }
   if (without.length > 0) {
-    const res = await q.query<{ key: number; subscription_id: string; at: Date }>(
-      `SELECT x.key, m.subscription_id, max(m.completed_at) AS at
-       FROM unnest($1::int[], $2::bigint[]) AS x(key, source)
-       CROSS JOIN LATERAL (
-         SELECT d.subscription_id, d.completed_at
-         FROM (SELECT x.source AS event_id UNION ALL SELECT e.event_id FROM events e WHERE e.retrigger_of = x.source) ev
-         JOIN deliveries d ON d.event_id = ev.event_id
-         WHERE d.status = 'delivered' AND d.completed_at >= $3
-         OFFSET 0
-       ) m
-       GROUP BY x.key, m.subscription_id`,
+    const found = await latestDeliveries(
+      q,
+      "unnest($1::int[], $2::bigint[]) AS x(key, source)",
+      `FROM (SELECT x.source AS event_id UNION ALL SELECT e.event_id FROM events e WHERE e.retrigger_of = x.source) ev
+       JOIN deliveries d ON d.event_id = ev.event_id
+       WHERE d.status = 'delivered' AND d.completed_at >= $3`,
       [without.map((i) => i.key), without.map((i) => i.source_event_id), f.since],
     );
-    rows.push(...res.rows);
+    rows.push(...found);
   }
   const wanted = new Set(f.subscriptionIds);
   for (const r of rows) {
@@ -537,21 +580,18 @@ export async function releaseJob(
   q: Queryable,
   f: { jobId: number; owner: string; nextInMs: number; chunkDone: boolean; resetErrors: boolean },
 ): Promise<RetriggerJobRow | null> {
-  const res = await q.query<RetriggerJobRow>(
-    `WITH upd AS (
-       UPDATE retrigger_jobs
-       SET lease_owner = NULL, lease_expires_at = NULL,
-           next_run_at = now() + ($3::double precision * interval '1 millisecond'),
-           chunks_done = chunks_done + CASE WHEN $4::boolean THEN 1 ELSE 0 END,
-           error_count = CASE WHEN $5::boolean THEN 0 ELSE error_count END,
-           updated_at = now()
-       WHERE job_id = $1 AND lease_owner = $2
-       RETURNING *
-     )
-     SELECT ${JOB_COLUMNS} FROM upd j`,
+  return writeJob(
+    q,
+    `UPDATE retrigger_jobs
+     SET lease_owner = NULL, lease_expires_at = NULL,
+         next_run_at = now() + ($3::double precision * interval '1 millisecond'),
+         chunks_done = chunks_done + CASE WHEN $4::boolean THEN 1 ELSE 0 END,
+         error_count = CASE WHEN $5::boolean THEN 0 ELSE error_count END,
+         updated_at = now()
+     WHERE job_id = $1 AND lease_owner = $2
+     RETURNING *`,
     [f.jobId, f.owner, f.nextInMs, f.chunkDone, f.resetErrors],
   );
-  return res.rows[0] ?? null;
 }
 
 /**
@@ -561,19 +601,16 @@ export async function completeJob(
   tx: Queryable,
   f: { jobId: number; owner: string; chunkDone: boolean },
 ): Promise<RetriggerJobRow | null> {
-  const res = await tx.query<RetriggerJobRow>(
-    `WITH upd AS (
-       UPDATE retrigger_jobs j
-       SET status = 'completed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-           chunks_done = chunks_done + CASE WHEN $3::boolean THEN 1 ELSE 0 END, error_count = 0, updated_at = now()
-       WHERE j.job_id = $1 AND j.lease_owner = $2 AND j.status = 'running'
-         AND NOT EXISTS (SELECT 1 FROM retrigger_items i WHERE i.job_id = $1 AND i.outcome = 'pending')
-       RETURNING *
-     )
-     SELECT ${JOB_COLUMNS} FROM upd j`,
+  return writeJob(
+    tx,
+    `UPDATE retrigger_jobs j
+     SET status = 'completed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+         chunks_done = chunks_done + CASE WHEN $3::boolean THEN 1 ELSE 0 END, error_count = 0, updated_at = now()
+     WHERE j.job_id = $1 AND j.lease_owner = $2 AND j.status = 'running'
+       AND NOT EXISTS (SELECT 1 FROM retrigger_items i WHERE i.job_id = $1 AND i.outcome = 'pending')
+     RETURNING *`,
     [f.jobId, f.owner, f.chunkDone],
   );
-  return res.rows[0] ?? null;
 }
 
 /**
@@ -584,21 +621,18 @@ export async function recordJobError(
   tx: Queryable,
   f: { jobId: number; owner: string; message: string; retryInMs: number; maxErrors: number },
 ): Promise<RetriggerJobRow | null> {
-  const res = await tx.query<RetriggerJobRow>(
-    `WITH upd AS (
-       UPDATE retrigger_jobs
-       SET error_count = error_count + 1, last_error = $3, lease_owner = NULL, lease_expires_at = NULL,
-           next_run_at = now() + ($4::double precision * interval '1 millisecond'),
-           status = CASE WHEN error_count + 1 >= $5 THEN 'failed' ELSE status END,
-           finished_at = CASE WHEN error_count + 1 >= $5 THEN now() ELSE finished_at END,
-           updated_at = now()
-       WHERE job_id = $1 AND lease_owner = $2 AND status = 'running'
-       RETURNING *
-     )
-     SELECT ${JOB_COLUMNS} FROM upd j`,
+  return writeJob(
+    tx,
+    `UPDATE retrigger_jobs
+     SET error_count = error_count + 1, last_error = $3, lease_owner = NULL, lease_expires_at = NULL,
+         next_run_at = now() + ($4::double precision * interval '1 millisecond'),
+         status = CASE WHEN error_count + 1 >= $5 THEN 'failed' ELSE status END,
+         finished_at = CASE WHEN error_count + 1 >= $5 THEN now() ELSE finished_at END,
+         updated_at = now()
+     WHERE job_id = $1 AND lease_owner = $2 AND status = 'running'
+     RETURNING *`,
     [f.jobId, f.owner, f.message, f.retryInMs, f.maxErrors],
   );
-  return res.rows[0] ?? null;
 }
 
 /** An operator's change of a job (cancel, resume): status, lease cleared, due now. */
@@ -608,17 +642,15 @@ export async function setJobStatus(
   status: JobStatus,
   opts: { finished: boolean },
 ): Promise<RetriggerJobRow> {
-  const res = await tx.query<RetriggerJobRow>(
-    `WITH upd AS (
-       UPDATE retrigger_jobs
-       SET status = $2, lease_owner = NULL, lease_expires_at = NULL, next_run_at = now(),
-           error_count = 0,
-           finished_at = CASE WHEN $3::boolean THEN now() ELSE NULL END, updated_at = now()
-       WHERE job_id = $1
-       RETURNING *
-     )
-     SELECT ${JOB_COLUMNS} FROM upd j`,
+  const row = await writeJob(
+    tx,
+    `UPDATE retrigger_jobs
+     SET status = $2, lease_owner = NULL, lease_expires_at = NULL, next_run_at = now(),
+         error_count = 0,
+         finished_at = CASE WHEN $3::boolean THEN now() ELSE NULL END, updated_at = now()
+     WHERE job_id = $1
+     RETURNING *`,
     [jobId, status, opts.finished],
   );
-  return res.rows[0]!;
+  return row!;
 }
