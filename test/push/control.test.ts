@@ -37,6 +37,15 @@ describe.skipIf(!process.env.REDIS_URL).each(STORE_KINDS)(
       await rx?.close();
     });
 
+    /** A dispatcher-only process on the API's store; its scheduler a minute away. */
+    const startDispatcher = (redisPrefix: string, controlRefreshMs: number) =>
+      startTestHerald(
+        kind,
+        { redisUrl: process.env.REDIS_URL!, redisPrefix, schedulerIntervalMs: 60_000, controlRefreshMs },
+        { api: false, dispatcher: true },
+        api.store,
+      );
+
     const run = async (tenant: string, dispatcher: TestHerald) => {
       const s = await api.api<Sub>("POST", "/v1/subscriptions", {
         tenant_id: tenant,
@@ -63,17 +72,7 @@ describe.skipIf(!process.env.REDIS_URL).each(STORE_KINDS)(
     };
 
     it("the other process resumes at once through the control channel (scheduler and refresh a minute away)", async () => {
-      const d = await startTestHerald(
-        kind,
-        {
-          redisUrl: process.env.REDIS_URL!,
-          redisPrefix: prefix,
-          schedulerIntervalMs: 60_000,
-          controlRefreshMs: 60_000,
-        },
-        { api: false, dispatcher: true },
-        api.store,
-      );
+      const d = await startDispatcher(prefix, 60_000);
       try {
         await run("c1", d);
         // The drain counts its outcome when it ends (after a last look at the head): wait for it.
@@ -86,17 +85,7 @@ describe.skipIf(!process.env.REDIS_URL).each(STORE_KINDS)(
     });
 
     it("one batch for three queues reaches the other process as one message, and all three drain at once", async () => {
-      const d = await startTestHerald(
-        kind,
-        {
-          redisUrl: process.env.REDIS_URL!,
-          redisPrefix: prefix,
-          schedulerIntervalMs: 60_000,
-          controlRefreshMs: 60_000,
-        },
-        { api: false, dispatcher: true },
-        api.store,
-      );
+      const d = await startDispatcher(prefix, 60_000);
       const heard: string[][] = [];
       const unsubscribe = await d.proc.coordinator.subscribe(CONTROL_CHANNEL, (m) => {
         if (m.type === "queued") heard.push(m.subscription_ids ?? [m.subscription_id]);
@@ -133,17 +122,7 @@ describe.skipIf(!process.env.REDIS_URL).each(STORE_KINDS)(
 
     it("with the control messages lost, the periodic refresh resumes it", async () => {
       // Another prefix: this dispatcher hears none of the API's messages.
-      const d = await startTestHerald(
-        kind,
-        {
-          redisUrl: process.env.REDIS_URL!,
-          redisPrefix: `${prefix}deaf:`,
-          schedulerIntervalMs: 60_000,
-          controlRefreshMs: 1500,
-        },
-        { api: false, dispatcher: true },
-        api.store,
-      );
+      const d = await startDispatcher(`${prefix}deaf:`, 1500);
       try {
         await run("c2", d);
         expect(await counter(d, "herald_push_trigger_total", {})).toBe(0);
