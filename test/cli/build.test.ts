@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { sourceHash } from "../../bin/source-hash.js";
 import { listMigrations } from "../../src/store/migrate.ts";
+import { moduleRecorder } from "../support/module-recorder.ts";
 import { createTestStore, STORE_KINDS } from "../support/store.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -34,21 +35,6 @@ function scaffold(): string {
   fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }));
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
   return dir;
-}
-
-/** Writes a loader hook that records every module the child loads into `log`; returns the --import file. */
-function moduleRecorder(dir: string, log: string): string {
-  const hooks = path.join(dir, "record-hooks.mjs");
-  fs.writeFileSync(
-    hooks,
-    `import fs from "node:fs";\nexport async function load(url, context, next) {\n  fs.appendFileSync(${JSON.stringify(log)}, url + "\\n");\n  return next(url, context);\n}\n`,
-  );
-  const register = path.join(dir, "record.mjs");
-  fs.writeFileSync(
-    register,
-    `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
-  );
-  return register;
 }
 
 describe("bin/herald.js", () => {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { moduleRecorder } from "../support/module-recorder.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -18,16 +19,7 @@ describe("the embedded store's PGlite", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "herald-lazy-"));
     try {
       const log = path.join(dir, "loaded.txt");
-      const hooks = path.join(dir, "hooks.mjs");
-      fs.writeFileSync(
-        hooks,
-        `import fs from "node:fs";\nexport async function load(url, context, next) {\n  fs.appendFileSync(${JSON.stringify(log)}, url + "\\n");\n  return next(url, context);\n}\n`,
-      );
-      const register = path.join(dir, "register.mjs");
-      fs.writeFileSync(
-        register,
-        `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
-      );
+      const register = moduleRecorder(dir, log);
       const loaded = async (script: string) => {
         fs.rmSync(log, { force: true });
         await promisify(execFile)(
