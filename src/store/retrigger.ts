@@ -513,26 +513,19 @@ export async function fenceAndCount(
   return res.rowCount === 1;
 }
 
+/** What processing one job item came to, as written to its row. */
+export interface ItemOutcome {
+  ordinal: number;
+  outcome: "sent" | "skipped" | "failed";
+  reason: string | null;
+  detail: string | null;
+  newEventId: number | null;
+  deliveries: number | null;
+}
+
 /** Writes an item's outcome if it is still pending; false when it was not. */
-export async function recordItem(
-  tx: Queryable,
-  r: {
-    jobId: number;
-    ordinal: number;
-    outcome: "sent" | "skipped" | "failed";
-    reason: string | null;
-    detail: string | null;
-    newEventId: number | null;
-    deliveries: number | null;
-  },
-): Promise<boolean> {
-  const res = await tx.query(
-    `UPDATE retrigger_items
-     SET outcome = $3, reason = $4, detail = $5, new_event_id = $6, deliveries = $7, processed_at = now()
-     WHERE job_id = $1 AND ordinal = $2 AND outcome = 'pending'`,
-    [r.jobId, r.ordinal, r.outcome, r.reason, r.detail, r.newEventId, r.deliveries],
-  );
-  return res.rowCount === 1;
+export async function recordItem(tx: Queryable, r: ItemOutcome & { jobId: number }): Promise<boolean> {
+  return (await recordItems(tx, r.jobId, [r])) === 1;
 }
 
 /**
@@ -542,14 +535,7 @@ export async function recordItem(
 export async function recordItems(
   tx: Queryable,
   jobId: number,
-  items: ReadonlyArray<{
-    ordinal: number;
-    outcome: "sent" | "skipped" | "failed";
-    reason: string | null;
-    detail: string | null;
-    newEventId: number | null;
-    deliveries: number | null;
-  }>,
+  items: ReadonlyArray<ItemOutcome>,
 ): Promise<number> {
   if (items.length === 0) return 0;
   const res = await tx.query(
