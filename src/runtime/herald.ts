@@ -162,8 +162,9 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         ...(settings.pushDrain
           ? {
               exclude: async (ids: readonly string[]) => {
-                const held = await coordinator.lockedAmong(ids.map(drainLockKey));
-                const skip = new Set(ids.filter((id) => held.has(drainLockKey(id))));
+                const keys = ids.map(drainLockKey);
+                const held = await coordinator.lockedAmong(keys);
+                const skip = new Set(ids.filter((_, i) => held.has(keys[i]!)));
                 if (skip.size > 0) metrics.schedulerSkips.inc({ reason: "drain_lock_held" }, skip.size);
                 return skip;
               },
