@@ -19,6 +19,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { cpuSnapshot, ticksBetween, ticksPerSecond } from "./lib/proc.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -156,32 +157,12 @@ async function tableStats(schema) {
 
 // ---------------------------------------------------------------- CPU accounting (whole machine)
 
-/** CPU ticks (1/100 s) of every process, and of the whole machine, right now. */
-function cpuSnapshot() {
-  const procs = new Map();
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const f = stat.slice(close + 2).split(" ");
-      procs.set(Number(pid), {
-        comm: stat.slice(stat.indexOf("(") + 1, close),
-        ticks: Number(f[11]) + Number(f[12]),
-      });
-    } catch {}
-  }
-  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = cpu[3] + cpu[4];
-  return { at: Date.now(), procs, total: cpu.reduce((a, b) => a + b, 0), idle };
-}
-
 /** Where the machine's CPU went between two snapshots, grouped: Herald's roles, PostgreSQL, Redis, … */
 function cpuBetween(a, b, roles) {
   const groups = new Map();
   const add = (g, t) => groups.set(g, (groups.get(g) ?? 0) + t);
-  for (const [pid, { comm, ticks }] of b.procs) {
-    const before = a.procs.get(pid);
-    const t = before && before.comm === comm ? ticks - before.ticks : ticks;
+  for (const [pid, { comm }] of b.procs) {
+    const t = ticksBetween(a, b, pid);
     if (t <= 0) continue;
     const role = roles.get(pid);
     if (role) add(role, t);
@@ -191,14 +172,18 @@ function cpuBetween(a, b, roles) {
     else add(`other: ${comm}`, t);
   }
   const seconds = (b.at - a.at) / 1000;
-  const busy = b.total - b.idle - (a.total - a.idle);
+  const hz = ticksPerSecond();
   return {
     seconds: Math.round(seconds * 10) / 10,
-    machineBusyPercent: Math.round((busy / Math.max(1, b.total - a.total)) * 100),
+    machineBusyPercent: Math.round(((b.busy - a.busy) / Math.max(1, b.total - a.total)) * 100),
     groups: [...groups]
       .sort((x, y) => y[1] - x[1])
       .slice(0, 12)
-      .map(([group, ticks]) => ({ group, coreSeconds: ticks / 100, ofOneCore: Math.round(ticks / seconds) })),
+      .map(([group, ticks]) => ({
+        group,
+        coreSeconds: ticks / hz,
+        ofOneCore: Math.round((ticks / hz / seconds) * 100),
+      })),
   };
 }
 

@@ -240,7 +240,7 @@ export function waitOutput(child, re, timeoutMs = 30_000) {
 
 let clockTicks = null;
 /** Kernel clock ticks per second (`getconf CLK_TCK`, 100 on Linux nearly always). */
-function ticksPerSecond() {
+export function ticksPerSecond() {
   if (clockTicks === null) {
     try {
       clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
@@ -251,76 +251,77 @@ function ticksPerSecond() {
   return clockTicks;
 }
 
-/** CPU time (user + system, ticks) a process has used so far; null once it has gone. */
-function cpuTicksOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name, which may itself hold spaces: state is [0], utime [11], stime [12].
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return null;
-  }
-}
-
-/** Busy ticks of the whole machine (all cores; everything but idle and iowait) from /proc/stat. */
-function machineBusyTicks() {
-  const cpu = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = cpu;
-  return user + nice + system + irq + softirq + (steal ?? 0);
-}
-
-/** Processes named `comm` (e.g. every PostgreSQL backend), with their CPU ticks. */
-function ticksByComm(comm) {
-  const out = new Map();
+/**
+ * CPU ticks (user + system) of every process now, by pid with its command name, and of the whole
+ * machine: `busy` (everything but idle and iowait) and `total`, from /proc/stat. Linux only.
+ */
+export function cpuSnapshot() {
+  const procs = new Map();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/comm`, "utf8").trim() !== comm) continue;
-    } catch {
-      continue;
-    }
-    const t = cpuTicksOf(name);
-    if (t !== null) out.set(name, t);
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // Fields after the command name, which may itself hold spaces: state is [0], utime [11], stime [12].
+      const close = stat.lastIndexOf(")");
+      const f = stat.slice(close + 2).split(" ");
+      procs.set(Number(name), {
+        comm: stat.slice(stat.indexOf("(") + 1, close),
+        ticks: Number(f[11]) + Number(f[12]),
+      });
+    } catch {}
   }
-  return out;
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = cpu;
+  return {
+    at: performance.now(),
+    procs,
+    busy: user + nice + system + irq + softirq + (steal ?? 0),
+    total: user + nice + system + idle + iowait + irq + softirq + (steal ?? 0),
+  };
+}
+
+/**
+ * Ticks process `pid` used between two snapshots: all of its ticks when it started in between (or its
+ * pid was reused by another command), nothing when it has gone.
+ */
+export function ticksBetween(a, b, pid) {
+  const after = b.procs.get(pid);
+  if (!after) return 0;
+  const before = a.procs.get(pid);
+  return before && before.comm === after.comm ? after.ticks - before.ticks : after.ticks;
 }
 
 /**
  * CPU seconds used between start and stop() by each given process, by the PostgreSQL server (every
  * `postgres` process; a backend that exits in between loses what it used) and Redis, and by the whole
- * machine (from /proc/stat, so the driver and anything else running count too). Linux only; on other
- * systems stop() returns null.
+ * machine (so the driver and anything else running count too). Linux only; elsewhere stop() returns null.
  */
 export function cpuMeter(procs) {
   if (!existsSync("/proc/stat")) return { stop: () => null };
   const hz = ticksPerSecond();
-  const t0 = performance.now();
-  const machine0 = machineBusyTicks();
-  const own0 = new Map(procs.map((p) => [p.role, cpuTicksOf(p.pid)]));
-  const pg0 = ticksByComm("postgres");
-  const redis0 = ticksByComm("redis-server");
-  const delta = (before, after) => {
-    let sum = 0;
-    for (const [pid, t] of after) sum += t - (before.get(pid) ?? 0);
-    return sum;
-  };
+  const start = cpuSnapshot();
   const s = (ticks) => Math.round((ticks / hz) * 100) / 100;
   return {
     stop() {
+      const end = cpuSnapshot();
       const roles = {};
       for (const p of procs) {
-        const a = own0.get(p.role);
-        const b = cpuTicksOf(p.pid);
-        if (a !== null && b !== null) roles[p.role] = s(b - a);
+        if (start.procs.has(p.pid) && end.procs.has(p.pid))
+          roles[p.role] = s(ticksBetween(start, end, p.pid));
+      }
+      let postgres = 0;
+      let redis = 0;
+      for (const [pid, { comm }] of end.procs) {
+        if (comm === "postgres") postgres += ticksBetween(start, end, pid);
+        else if (comm === "redis-server") redis += ticksBetween(start, end, pid);
       }
       return {
-        wallSeconds: Math.round(performance.now() - t0) / 1000,
-        machineSeconds: s(machineBusyTicks() - machine0),
+        wallSeconds: Math.round(end.at - start.at) / 1000,
+        machineSeconds: s(end.busy - start.busy),
         cores: os.availableParallelism(),
         roles,
-        postgres: s(delta(pg0, ticksByComm("postgres"))),
-        redis: s(delta(redis0, ticksByComm("redis-server"))),
+        postgres: s(postgres),
+        redis: s(redis),
       };
     },
   };
