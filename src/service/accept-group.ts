@@ -73,29 +73,49 @@ export class AcceptGroup<A> {
   }
 
   private async run(group: Array<Request<A>>): Promise<void> {
+    let out: AcceptOutcome<A>;
     try {
-      const all = group.flatMap((r) => r.events);
-      const out = await this.db.transaction((tx) => this.accept(tx, all));
-      this.afterCommit(out.queuedFor, out.paused);
-      let at = 0;
-      for (const r of group) {
-        r.resolve(out.accepted.slice(at, at + r.events.length));
-        at += r.events.length;
-      }
+      out = await this.db.transaction((tx) =>
+        this.accept(
+          tx,
+          group.flatMap((r) => r.events),
+        ),
+      );
     } catch (err) {
       if (group.length === 1) {
         group[0]!.reject(err);
         return;
       }
       for (const r of group) {
+        let alone: AcceptOutcome<A>;
         try {
-          const out = await this.db.transaction((tx) => this.accept(tx, r.events));
-          this.afterCommit(out.queuedFor, out.paused);
-          r.resolve(out.accepted);
+          alone = await this.db.transaction((tx) => this.accept(tx, r.events));
         } catch (e) {
           r.reject(e);
+          continue;
         }
+        r.resolve(alone.accepted);
+        this.committed(alone);
       }
+      return;
+    }
+    let at = 0;
+    for (const r of group) {
+      r.resolve(out.accepted.slice(at, at + r.events.length));
+      at += r.events.length;
+    }
+    this.committed(out);
+  }
+
+  /**
+   * After a commit: the triggers. Outside the transaction's error handling, so a failing trigger can
+   * neither fail the requests nor send their committed events through the transaction again.
+   */
+  private committed(out: AcceptOutcome<A>): void {
+    try {
+      this.afterCommit(out.queuedFor, out.paused);
+    } catch {
+      // The events are stored; the scheduler delivers them without the push trigger.
     }
   }
 }

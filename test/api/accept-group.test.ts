@@ -132,4 +132,33 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
     );
     expect(stored.rows[0]!.n).toBe(9);
   });
+
+  it("a trigger that throws after the commit neither fails the requests nor stores their events twice", async () => {
+    let triggers = 0;
+    const group = new AcceptGroup<AcceptedEvent>(
+      h.store.db,
+      (tx, events) => acceptInTransaction(tx, events),
+      () => {
+        triggers += 1;
+        throw new Error("trigger bug");
+      },
+    );
+    const ev = (i: number): NewEvent => ({
+      tenant_id: "grp-trigger",
+      event_type: "x",
+      aggregate_id: null,
+      occurred_at: new Date(),
+      payload: { i },
+      idempotency_key: null,
+      source_txn_id: null,
+    });
+    // Two go alone (two lanes), the other eight as one group: every commit's trigger throws.
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => group.submit([ev(i)])));
+    expect(triggers).toBeGreaterThanOrEqual(2);
+    expect(new Set(answers.map((a) => a[0]!.event_id)).size).toBe(10);
+    const stored = await h.store.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'grp-trigger'",
+    );
+    expect(stored.rows[0]!.n).toBe(10);
+  });
 });
