@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
@@ -66,6 +67,49 @@ function claimDataDir(dir: string): () => void {
 }
 
 /**
+ * The embedded store's postgresql.conf, written by PGlite at every open (it replaces the file). PGlite's
+ * default shared_buffers, 128 MB, lives in the process's WASM memory; 16 MB keeps the one-process
+ * deployment's resident memory small, and pages beyond it are read back from the operating system's
+ * cache (docs/decisions.md, bench/README.md "Memory").
+ */
+const EMBEDDED_CONF = ["shared_buffers = 16MB"];
+
+/**
+ * Creates a new data directory's cluster (PGlite's initdb) in a short-lived child process. Run in this
+ * process, initdb's WASM instance would set its peak resident memory at about 850 MB, of which the
+ * store never needs more than a fraction again; in a child, the memory goes back when it exits.
+ * Nothing to do when the cluster exists (its PG_VERSION file is written last by initdb).
+ */
+async function initClusterApart(pgdata: string): Promise<void> {
+  if (fs.existsSync(path.join(pgdata, "PG_VERSION"))) return;
+  const pgliteUrl = import.meta.resolve("@electric-sql/pglite");
+  const script = `const { PGlite } = await import(process.env.HERALD_PGLITE_URL);
+const db = await PGlite.create(process.env.HERALD_PGDATA);
+await db.close();`;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, HERALD_PGLITE_URL: pgliteUrl, HERALD_PGDATA: pgdata },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      if (stderr.length < 4096) stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `could not create the embedded store in ${pgdata} (initdb exited with ${signal ?? code}): ${stderr.trim()}`,
+          ),
+        );
+    });
+  });
+}
+
+/**
  * PGlite, one session. `dataDir` null keeps everything in memory (tests). Statements from concurrent
  * callers are serialised by PGlite itself; a transaction holds the session until it ends.
  *
@@ -78,9 +122,13 @@ export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
   try {
     const { PGlite, types } = await import("@electric-sql/pglite");
     const parsers = { [types.INT8]: (v: string) => Number(v), [types.NUMERIC]: (v: string) => Number(v) };
-    pglite = dataDir
-      ? await PGlite.create(path.join(dataDir, "pgdata"), { parsers })
-      : await PGlite.create({ parsers });
+    if (dataDir) {
+      const pgdata = path.join(dataDir, "pgdata");
+      await initClusterApart(pgdata);
+      pglite = await PGlite.create(pgdata, { parsers, postgresqlconf: EMBEDDED_CONF });
+    } else {
+      pglite = await PGlite.create({ parsers, postgresqlconf: EMBEDDED_CONF });
+    }
   } catch (err) {
     unclaim();
     throw err;
