@@ -11,6 +11,9 @@
  * the number is what the database alone allows for one delivery's insert and two updates, the ceiling
  * any design on these tables and indexes can reach here. Prints one JSON line; bench/README.md cites it.
  *
+ * `--setup "<SQL>"` runs SQL on Herald's migrated tables before the load (an index dropped or changed, a
+ * storage parameter): what a schema change would save, measured before making it.
+ *
  * `--minimal` runs the same lifecycle on the smallest table a PostgreSQL job queue can have (an id, a
  * status, the payload, a lock owner; the primary key and one partial index on pending rows): what any
  * design that keeps one durable row per delivery in PostgreSQL pays at least, whatever else it keeps.
@@ -33,6 +36,9 @@ const WORKERS = opt("--workers", 2);
 const BATCH = opt("--batch", 64);
 const SYNC = args.includes("--sync") ? "on" : "off";
 const MINIMAL = args.includes("--minimal");
+const SETUP = args.includes("--setup") ? args[args.indexOf("--setup") + 1] : null;
+if (SETUP !== null && (MINIMAL || !SETUP))
+  throw new Error("floor: --setup takes SQL, for Herald's tables only");
 
 /** The statements of one lifecycle: Herald's tables (default) or the minimal job table. */
 const SQL = MINIMAL
@@ -96,6 +102,7 @@ try {
       env: { ...process.env, DATABASE_URL: url, HERALD_ADMIN_TOKEN: "floor-benchmark-token-0123456789" },
       stdio: "ignore",
     });
+    if (SETUP) await c.query(SETUP);
     await c.query(
       `INSERT INTO subscriptions (subscription_id, tenant_id, url, event_types, ordering, pending_ceiling, dlq_ceiling,
                                   max_in_flight, secret)
@@ -147,7 +154,7 @@ try {
       workers: WORKERS,
       batch: BATCH,
       synchronous_commit: SYNC,
-      tables: MINIMAL ? "minimal job table" : "Herald's",
+      tables: MINIMAL ? "minimal job table" : SETUP ? `Herald's, then: ${SETUP}` : "Herald's",
       insert_rows_per_s: Math.round(N / insertS),
       dispatch_rows_per_s: Math.round(moved / dispatchS),
       postgres_cpu_us_per_row: { insert: us(insertUsed, N), claim_and_record: us(dispatchUsed, moved) },
