@@ -18,12 +18,12 @@ describe("the embedded store in a data directory", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("creates the cluster in a new directory, keeps rows across a reopen, and runs with 16 MB of shared buffers", async () => {
+  it("creates the cluster in a new directory, keeps rows across a reopen, and runs with 32 MB of shared buffers", async () => {
     const first = await createEmbeddedDb(dir);
     try {
       expect(fs.existsSync(path.join(dir, "pgdata", "PG_VERSION"))).toBe(true);
       const buffers = await first.query<{ shared_buffers: string }>("SHOW shared_buffers");
-      expect(buffers.rows[0]?.shared_buffers).toBe("16MB");
+      expect(buffers.rows[0]?.shared_buffers).toBe("32MB");
       await first.exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (41), (42)");
     } finally {
       await first.close();
@@ -33,7 +33,7 @@ describe("the embedded store in a data directory", () => {
       const rows = await again.query<{ n: number }>("SELECT n FROM kept ORDER BY n");
       expect(rows.rows.map((r) => r.n)).toEqual([41, 42]);
       const buffers = await again.query<{ shared_buffers: string }>("SHOW shared_buffers");
-      expect(buffers.rows[0]?.shared_buffers).toBe("16MB");
+      expect(buffers.rows[0]?.shared_buffers).toBe("32MB");
     } finally {
       await again.close();
     }
