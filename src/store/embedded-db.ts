@@ -74,11 +74,14 @@ function claimDataDir(dir: string): () => void {
  */
 const EMBEDDED_CONF = ["shared_buffers = 32MB"];
 
+/** How long creating a cluster may take (a few seconds on a laptop) before the child is stopped. */
+const INITDB_TIMEOUT_MS = 120_000;
+
 /**
  * Creates a new data directory's cluster (PGlite's initdb) in a short-lived child process. Run in this
  * process, initdb's WASM instance would set its peak resident memory at about 850 MB, of which the
  * store never needs more than a fraction again; in a child, the memory goes back when it exits.
- * Nothing to do when the cluster exists (its PG_VERSION file is written last by initdb).
+ * Nothing to do when the cluster exists: a PG_VERSION file, the test PGlite itself makes before its initdb.
  */
 async function initClusterApart(pgdata: string): Promise<void> {
   if (fs.existsSync(path.join(pgdata, "PG_VERSION"))) return;
@@ -96,8 +99,16 @@ await db.close();`;
     child.stderr.on("data", (chunk: string) => {
       if (stderr.length < 4096) stderr += chunk;
     });
-    child.on("error", reject);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      stderr += `(no result after ${INITDB_TIMEOUT_MS / 1000} s)`;
+    }, INITDB_TIMEOUT_MS);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on("exit", (code, signal) => {
+      clearTimeout(timer);
       if (code === 0) resolve();
       else
         reject(
