@@ -15,6 +15,7 @@ import { Dispatcher } from "../dispatch/dispatcher.ts";
 import { PushDrain } from "../dispatch/push-drain.ts";
 import { RetriggerRunner } from "../dispatch/retrigger-runner.ts";
 import { Scheduler } from "../dispatch/scheduler.ts";
+import { StatisticsKeeper } from "../dispatch/statistics-keeper.ts";
 import { createSender } from "../http/sender.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
@@ -201,6 +202,11 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
           }
         }),
       );
+      // Planner statistics while the tables grow faster than autovacuum looks (PostgreSQL; the embedded
+      // store is analyzed by the scheduler's pass).
+      if (db.kind === "postgres") {
+        components.push(new StatisticsKeeper({ db, log: log.child({ component: "statistics" }) }));
+      }
       // The panel's charts: pending and DLQ counts every HERALD_SAMPLE_INTERVAL_MS (docs/panel.md).
       components.push(
         new Sampler({ db, intervalMs: settings.sampleIntervalMs, log: log.child({ component: "sampler" }) }),

@@ -1,0 +1,37 @@
+import type { Logger } from "pino";
+import type { Db } from "../store/db.ts";
+import { refreshStatistics, STATISTICS_CHECK_MS } from "../store/statistics.ts";
+import { PeriodicLoop } from "./periodic-loop.ts";
+
+/**
+ * Keeps the planner statistics of Herald's tables current from every dispatcher process: every two
+ * seconds it asks whether a table changed a lot since its last analyze, and analyzes it if so
+ * (src/store/statistics.ts). The scheduler's pass does the same, but it may sleep ten seconds and
+ * autovacuum a minute; a new deployment's tables grow from empty faster than that, and a claim planned
+ * without statistics can read every pending row of a queue (bench/README.md, fourth round).
+ */
+export class StatisticsKeeper {
+  readonly name = "statistics";
+  private readonly loop: PeriodicLoop;
+
+  constructor(opts: { db: Db; log: Logger }) {
+    this.loop = new PeriodicLoop({
+      pass: async () => {
+        await refreshStatistics(opts.db);
+        return STATISTICS_CHECK_MS;
+      },
+      failed: (err, errors) => {
+        opts.log.warn({ err }, "could not refresh planner statistics");
+        return Math.min(60_000, STATISTICS_CHECK_MS * 2 ** Math.min(errors, 4));
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    this.loop.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.loop.stop();
+  }
+}
