@@ -6,7 +6,6 @@ import type { Metrics } from "../metrics.ts";
 import { nextDueAt } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import { settleExpiredLeases } from "../store/record.ts";
-import { refreshStatistics } from "../store/statistics.ts";
 import { PeriodicLoop } from "./periodic-loop.ts";
 
 export interface SchedulerOptions {
@@ -75,7 +74,6 @@ export class Scheduler {
       if (r.settled < LEASE_BATCH) break;
     }
     this.opts.wakeDispatcher();
-    await refreshStatistics(db);
     const due = await nextDueAt(db);
     if (!due) return interval;
     const untilDue = due.getTime() - Date.now();

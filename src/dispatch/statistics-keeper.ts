@@ -4,11 +4,12 @@ import { refreshStatistics, STATISTICS_CHECK_MS } from "../store/statistics.ts";
 import { PeriodicLoop } from "./periodic-loop.ts";
 
 /**
- * Keeps the planner statistics of Herald's tables current from every dispatcher process: every two
- * seconds it asks whether a table changed a lot since its last analyze, and analyzes it if so
- * (src/store/statistics.ts). The scheduler's pass does the same, but it may sleep ten seconds and
- * autovacuum a minute; a new deployment's tables grow from empty faster than that, and a claim planned
- * without statistics can read every pending row of a queue (bench/README.md, fourth round).
+ * Keeps the planner statistics of Herald's tables current, one per dispatcher process. Every two seconds
+ * it calls refreshStatistics (src/store/statistics.ts): on PostgreSQL a look at which tables grew or
+ * changed a lot since their last analyze, and an analyze of those (autovacuum looks once a minute, and a
+ * new deployment's tables grow from empty faster than that: a claim planned without statistics can read
+ * every pending row of a queue, bench/README.md fourth round); on the embedded store, which has no
+ * autovacuum, an analyze of every table at most every five minutes.
  */
 export class StatisticsKeeper {
   readonly name = "statistics";

@@ -202,11 +202,9 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
           }
         }),
       );
-      // Planner statistics while the tables grow faster than autovacuum looks (PostgreSQL; the embedded
-      // store is analyzed by the scheduler's pass).
-      if (db.kind === "postgres") {
-        components.push(new StatisticsKeeper({ db, log: log.child({ component: "statistics" }) }));
-      }
+      // Planner statistics: on PostgreSQL while the tables grow faster than autovacuum looks; the embedded
+      // store (no autovacuum) every five minutes.
+      components.push(new StatisticsKeeper({ db, log: log.child({ component: "statistics" }) }));
       // The panel's charts: pending and DLQ counts every HERALD_SAMPLE_INTERVAL_MS (docs/panel.md).
       components.push(
         new Sampler({ db, intervalMs: settings.sampleIntervalMs, log: log.child({ component: "sampler" }) }),

@@ -18,8 +18,7 @@ const TABLES = ["events", "deliveries", "subscriptions", "retrigger_items"] as c
  *   round). So, checked at most every two seconds per process, a table is analyzed here when it holds
  *   more than 1,000 + twice the rows its statistics know of (it grew), or when more than 1,000 + 20 % of
  *   its rows changed and nobody analyzed it for a minute (autovacuum off or behind).
- * Called by the dispatcher's StatisticsKeeper, on every scheduler pass and before a re-trigger job's
- * bulk look-ups.
+ * Called by each dispatcher process's StatisticsKeeper, and before a re-trigger job's bulk look-ups.
  */
 export async function refreshStatistics(db: Db, now = Date.now()): Promise<void> {
   const last = checkedAt.get(db);
