@@ -102,6 +102,14 @@ const WITH_WORK_SQL = `
  * - the flip to in_flight is conditional on the row still being pending: a claimer that read an older
  *   snapshot (a row another claimer took a moment ago) finds the row changed and skips it, so no row is
  *   ever claimed twice and an ordered queue's second row never goes while its head is out.
+ * On PostgreSQL this runs on a generic plan, made once per session (src/store/pg-db.ts), which cannot see
+ * its parameters: it guesses a tenth of the rows for `LIMIT $6`. So every step that could turn into a join
+ * over a whole table is written as a per-row probe: the flip finds its rows by primary key from an array
+ * (a hash join over a sequential scan of `deliveries` otherwise, with one busy queue), the subscription and
+ * event of each claimed row are laterals, and the status the flip requires is a sub-select, whose value no
+ * plan sees when it is made, so it cannot be matched to the partial indexes on `status = 'pending'` (with
+ * tables never analyzed, a plan read one of them whole to intersect it with the primary key).
+ * test/store/generic-plans.test.ts and test/store/claim-plan.test.ts.
  */
 const CLAIM_SQL = `
   WITH wanted AS (
@@ -154,15 +162,19 @@ const CLAIM_SQL = `
     UPDATE deliveries d
     SET status = 'in_flight', attempted_at = now(), lease_owner = $3,
         lease_expires_at = now() + ($4::double precision * interval '1 millisecond')
-    FROM picked
-    WHERE d.delivery_id = picked.delivery_id AND d.status = 'pending'
+    WHERE d.delivery_id = ANY (ARRAY(SELECT delivery_id FROM picked)) AND d.status = (SELECT 'pending'::text)
     RETURNING d.delivery_id, d.subscription_id, d.event_id, d.webhook_id, d.attempt_number, d.position
   )
   SELECT c.delivery_id, c.subscription_id, c.event_id, c.webhook_id, c.attempt_number, s.ordering, s.url,
          s.secret, s.previous_secret, s.previous_secret_expires_at, e.event_type, e.occurred_at, e.payload
   FROM claimed c
-  JOIN subscriptions s ON s.subscription_id = c.subscription_id
-  JOIN events e ON e.event_id = c.event_id
+  CROSS JOIN LATERAL (
+    SELECT s.ordering, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at FROM subscriptions s
+    WHERE s.subscription_id = c.subscription_id OFFSET 0
+  ) s
+  CROSS JOIN LATERAL (
+    SELECT e.event_type, e.occurred_at, e.payload FROM events e WHERE e.event_id = c.event_id OFFSET 0
+  ) e
   CROSS JOIN (SELECT set_config('synchronous_commit', $7, true)) AS durability
   ORDER BY c.subscription_id, c.position`;
 

@@ -26,7 +26,11 @@ function typeParser(oid: number, format?: string): (value: string) => unknown {
   return pg.types.getTypeParser(oid, format as "text");
 }
 
-function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+/**
+ * Runs statements on `client`; a named statement outside a transaction goes to `planned` instead when
+ * given (the pool whose sessions keep generic plans, see createPgDb).
+ */
+function wrap(client: pg.Pool | pg.PoolClient, planned?: () => pg.Pool): Queryable {
   return {
     async query<R>(
       sql: string,
@@ -35,7 +39,7 @@ function wrap(client: pg.Pool | pg.PoolClient): Queryable {
     ): Promise<QueryResult<R>> {
       const values = params as unknown[];
       const res = opts?.name
-        ? await client.query({ name: opts.name, text: sql, values })
+        ? await (planned?.() ?? client).query({ name: opts.name, text: sql, values })
         : await client.query(sql, values);
       return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
     },
@@ -46,17 +50,34 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
   if (opts.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(opts.schema)) {
     throw new Error(`invalid schema name "${opts.schema}"`);
   }
-  const pool = new pg.Pool({
-    connectionString: opts.connectionString,
-    max: opts.max ?? 10,
-    application_name: opts.applicationName ?? "herald",
-    types: { getTypeParser: typeParser } as pg.CustomTypesConfig,
-    ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
-  });
-  // An idle client's error (server restart) must not crash the process; the next query reconnects.
-  pool.on("error", () => {});
+  const newPool = (setup?: string) => {
+    const p = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: opts.max ?? 10,
+      application_name: opts.applicationName ?? "herald",
+      types: { getTypeParser: typeParser } as pg.CustomTypesConfig,
+      ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+    });
+    // An idle client's error (server restart) must not crash the process; the next query reconnects.
+    p.on("error", () => {});
+    // Queued on a new session before anything else it runs (pg hands the client out after this event).
+    if (setup) p.on("connect", (client) => void client.query(setup).catch(() => {}));
+    return p;
+  };
+  const pool = newPool();
+  // Named statements (claim, record, ...: constant text run thousands of times) get sessions of their own
+  // that plan each once and keep the plan. PostgreSQL's own choice re-planned the claim on every call (its
+  // generic plan counts 100 elements for an array parameter, so it always looked dearer than a custom
+  // one): about 1 ms of PostgreSQL's CPU a claim. The setting is per session and would also turn every
+  // one-off statement generic, so it lives on a pool of its own (docs/decisions.md). Sessions open on
+  // first use and close after 10 s idle.
+  let plannedPool: pg.Pool | null = null;
+  const planned = () => {
+    plannedPool ??= newPool("SET plan_cache_mode = force_generic_plan");
+    return plannedPool;
+  };
   if (opts.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`);
-  const q = wrap(pool);
+  const q = wrap(pool, planned);
   return {
     kind: "postgres",
     query: q.query,
@@ -82,7 +103,7 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
       }
     },
     async close() {
-      await pool.end();
+      await Promise.all([pool.end(), plannedPool?.end()]);
     },
   };
 }
