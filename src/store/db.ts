@@ -13,7 +13,8 @@ export interface QueryOptions {
    * Prepare the statement under this name once per connection and reuse its plan (hot statements: claim,
    * record, accept). Only for constant SQL text. On PostgreSQL, outside a transaction, such a statement runs
    * in a session that keeps one generic plan for it (src/store/pg-db.ts): it must be written so that a plan
-   * blind to its parameters stays an index probe. The embedded store ignores it.
+   * blind to its parameters stays an index probe. The embedded store does the same in its one session
+   * (src/store/embedded-prepared.ts).
    */
   name?: string;
 }

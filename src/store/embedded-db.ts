@@ -2,7 +2,8 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
-import type { Db, Queryable, QueryResult } from "./db.ts";
+import type { Db, Queryable, QueryOptions, QueryResult } from "./db.ts";
+import { preparedStatements } from "./embedded-prepared.ts";
 
 interface PgliteLike {
   query<R>(
@@ -130,8 +131,9 @@ await db.close();`;
 export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
   const unclaim = dataDir ? claimDataDir(dataDir) : () => {};
   let pglite: PGlite;
+  let runNamed: ReturnType<typeof preparedStatements>;
   try {
-    const { PGlite, types } = await import("@electric-sql/pglite");
+    const { PGlite, types, protocol } = await import("@electric-sql/pglite");
     const parsers = { [types.INT8]: (v: string) => Number(v), [types.NUMERIC]: (v: string) => Number(v) };
     if (dataDir) {
       const pgdata = path.join(dataDir, "pgdata");
@@ -140,6 +142,7 @@ export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
     } else {
       pglite = await PGlite.create({ parsers, postgresqlconf: EMBEDDED_CONF });
     }
+    runNamed = preparedStatements(pglite, protocol.serialize);
   } catch (err) {
     unclaim();
     throw err;
@@ -147,7 +150,9 @@ export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
   const q = wrap(pglite);
   return {
     kind: "embedded",
-    query: q.query,
+    query<R>(sql: string, params: readonly unknown[] = [], opts?: QueryOptions): Promise<QueryResult<R>> {
+      return opts?.name ? runNamed<R>(opts.name, sql, params) : q.query<R>(sql, params);
+    },
     async exec(sql: string) {
       await pglite.exec(sql);
     },
