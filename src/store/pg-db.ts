@@ -68,7 +68,7 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
   // Named statements (claim, record, ...: constant text run thousands of times) get sessions of their own
   // that plan each once and keep the plan. PostgreSQL's own choice re-planned the claim on every call (its
   // generic plan counts 100 elements for an array parameter, so it always looked dearer than a custom
-  // one): about 1 ms of PostgreSQL's CPU a claim. The setting is per session and would also turn every
+  // one): 0.4-1 ms of PostgreSQL's CPU a claim. The setting is per session and would also turn every
   // one-off statement generic, so it lives on a pool of its own (docs/decisions.md). Sessions open on
   // first use and close after 10 s idle.
   let plannedPool: pg.Pool | null = null;
