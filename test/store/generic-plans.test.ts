@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimDue, queuesReady } from "../../src/store/claim.ts";
 import type { Db, QueryResult } from "../../src/store/db.ts";
 import { type AttemptResult, recordResults } from "../../src/store/record.ts";
+import { eventually } from "../support/receiver.ts";
 import { createTestStore, type TestStore } from "../support/store.ts";
 
 /**
@@ -241,5 +242,32 @@ describe.skipIf(!url).each([
       { name: "test_prepared_statements" },
     );
     expect(r.rows).toEqual([{ name: "herald_claim", generic_plans: 3, custom_plans: 0 }]);
+  }, 60_000);
+
+  it("a session the server ends is replaced by one that keeps generic plans too", async () => {
+    const backend = () =>
+      store.db
+        .query<{ pid: number; mode: string }>(
+          "SELECT pg_backend_pid() AS pid, current_setting('plan_cache_mode') AS mode",
+          [],
+          { name: "test_backend" },
+        )
+        .then((r) => r.rows[0]!);
+    const lost = await backend();
+    expect(lost.mode).toBe("force_generic_plan");
+    await store.db.query("SELECT pg_terminate_backend($1)", [lost.pid]);
+    // The pool hears of the lost session when its socket closes; a query may meet the dead session first.
+    const next = await eventually(
+      () =>
+        backend()
+          .then((b) => (b.pid !== lost.pid ? b : undefined))
+          .catch(() => undefined),
+      10_000,
+      "a new named-statement session",
+    );
+    expect(next.mode).toBe("force_generic_plan");
+    // One-off statements keep PostgreSQL's own choice.
+    const plain = await store.db.query<{ mode: string }>("SELECT current_setting('plan_cache_mode') AS mode");
+    expect(plain.rows).toEqual([{ mode: "auto" }]);
   }, 60_000);
 });
