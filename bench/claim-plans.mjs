@@ -19,13 +19,10 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { numberOption as opt } from "./lib/util.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const N = opt("--n", 200_000);
 const CLAIMS = opt("--claims", 2000);
 const BATCH = opt("--batch", 21);
@@ -38,16 +35,15 @@ const base = process.env.HERALD_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5
 const { claimDue } = await import(path.join(root, "dist/store/claim.js"));
 const { recordResults } = await import(path.join(root, "dist/store/record.js"));
 
-const delivered = (d) => ({
-  delivery_id: d.delivery_id,
-  status: "delivered",
-  response_status: 200,
-  response_body: "",
-  error_kind: null,
-  error_detail: null,
-  latency_ms: 1,
-  retry_delay_ms: null,
-});
+const { attemptResult } = await import(path.join(root, "dist/dispatch/outcome.js"));
+/** What the dispatcher records for a 200 answer (Herald's own outcome code). */
+const delivered = (d) =>
+  attemptResult(
+    d.delivery_id,
+    d.attempt_number,
+    { ok: true, status: 200, latencyMs: 1, responseBody: "" },
+    [1000],
+  );
 async function run(db, claims) {
   let rows = 0;
   for (let i = 0; i < claims; i++) {

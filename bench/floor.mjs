@@ -24,13 +24,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { cpuMeter } from "./lib/proc.mjs";
+import { numberOption as opt } from "./lib/util.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const N = opt("--n", 100_000);
 const WORKERS = opt("--workers", 2);
 const BATCH = opt("--batch", 64);

@@ -15,11 +15,11 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Pool } from "undici";
+import { numberOption as opt } from "./lib/util.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const N = args.includes("--n") ? Number(args[args.indexOf("--n") + 1]) : 50_000;
-const ROUNDS = args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 2;
+const N = opt("--n", 50_000);
+const ROUNDS = opt("--rounds", 2);
 const CONCURRENCY = 64;
 if (!(N > 0 && N <= 10_000_000 && ROUNDS > 0 && ROUNDS <= 20))
   throw new Error("sender: --n 1..10,000,000, --rounds 1..20");

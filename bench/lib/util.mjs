@@ -48,3 +48,9 @@ export function payload(k, n, t) {
     note: "benchmark event: counterparty signed, countersigned, archived",
   };
 }
+
+/** The number after `name` in the command's arguments (`--n 100000`, underscores allowed), else `dflt`. */
+export function numberOption(name, dflt, argv = process.argv.slice(2)) {
+  const i = argv.indexOf(name);
+  return i >= 0 ? Number(String(argv[i + 1]).replaceAll("_", "")) : dflt;
+}

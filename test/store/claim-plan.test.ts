@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimDue } from "../../src/store/claim.ts";
 import type { Db, Queryable, QueryResult } from "../../src/store/db.ts";
-import { type AttemptResult, recordResults } from "../../src/store/record.ts";
-import { createTestStore, STORE_KINDS, type TestStore } from "../support/store.ts";
+import { recordResults } from "../../src/store/record.ts";
+import { createTestStore, deliveredResult, STORE_KINDS, type TestStore } from "../support/store.ts";
 
 /**
  * Regression test for the backlog cliff (bench/README.md, profile findings 1): with planner statistics
@@ -36,18 +36,6 @@ function explaining(db: Db, plans: Plan[]): Db {
 }
 
 const pagesRead = (p: Plan) => p["Shared Hit Blocks"] + p["Shared Read Blocks"];
-
-/** A 200 answer for a claimed delivery, as the dispatcher records it. */
-const delivered = (deliveryId: number): AttemptResult => ({
-  delivery_id: deliveryId,
-  status: "delivered",
-  response_status: 200,
-  response_body: "",
-  error_kind: null,
-  error_detail: null,
-  latency_ms: 1,
-  retry_delay_ms: null,
-});
 
 describe.each(STORE_KINDS)("claim and record plans on %s", (kind) => {
   let store: TestStore;
@@ -99,7 +87,7 @@ describe.each(STORE_KINDS)("claim and record plans on %s", (kind) => {
     const plans: Plan[] = [];
     await claimDue(explaining(store.db, plans), { owner: "plan", leaseMs: 60_000, limit: 1 });
     const d = first.deliveries[0]!;
-    await recordResults(explaining(store.db, plans), "plan", [delivered(d.delivery_id)]);
+    await recordResults(explaining(store.db, plans), "plan", [deliveredResult(d.delivery_id)]);
     expect(plans).toHaveLength(2);
     // Reading either queue (25,000 rows, several hundred pages) is what the old plan did on every claim.
     const [claimPlan, recordPlan] = plans as [Plan, Plan];
@@ -202,7 +190,7 @@ describe.each(STORE_KINDS)("many queues on %s", (kind) => {
       const summary = await recordResults(
         inTx,
         "hot",
-        claimed.deliveries.map((d) => delivered(d.delivery_id)),
+        claimed.deliveries.map((d) => deliveredResult(d.delivery_id)),
       );
       expect(summary.recorded).toBe(5);
       const after = await updates(tx);

@@ -2,9 +2,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimDue, queuesReady } from "../../src/store/claim.ts";
 import type { Db, QueryResult } from "../../src/store/db.ts";
-import { type AttemptResult, recordResults } from "../../src/store/record.ts";
+import { recordResults } from "../../src/store/record.ts";
 import { eventually } from "../support/receiver.ts";
-import { createTestStore, type TestStore } from "../support/store.ts";
+import { createTestStore, deliveredResult, type TestStore } from "../support/store.ts";
 
 /**
  * On PostgreSQL the dispatcher's named statements (claim, record, the look-ups for work) run in sessions
@@ -52,17 +52,6 @@ function unboundedReads(node: PlanNode, found: string[] = []): string[] {
   for (const child of node.Plans ?? []) unboundedReads(child, found);
   return found;
 }
-
-const delivered = (deliveryId: number): AttemptResult => ({
-  delivery_id: deliveryId,
-  status: "delivered",
-  response_status: 200,
-  response_body: "",
-  error_kind: null,
-  error_detail: null,
-  latency_ms: 1,
-  retry_delay_ms: null,
-});
 
 type Seen = { name: string; pages: number; unbounded: string[] };
 
@@ -183,7 +172,7 @@ describe.skipIf(!url).each([
     const summary = await recordResults(
       db,
       owner,
-      claimed.deliveries.slice(0, 10).map((d) => delivered(d.delivery_id)),
+      claimed.deliveries.slice(0, 10).map((d) => deliveredResult(d.delivery_id)),
     );
     expect(summary.recorded).toBe(10);
     // The main loop's walk: which subscriptions have work, then a claim over them.

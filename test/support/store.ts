@@ -3,6 +3,7 @@ import type { Db } from "../../src/store/db.ts";
 import { createEmbeddedDb } from "../../src/store/embedded-db.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { createPgDb } from "../../src/store/pg-db.ts";
+import type { AttemptResult } from "../../src/store/record.ts";
 
 export type StoreKind = "embedded" | "postgres";
 
@@ -48,3 +49,15 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
     },
   };
 }
+
+/** The result the dispatcher records for a 200 answer to a claimed delivery. */
+export const deliveredResult = (deliveryId: number): AttemptResult => ({
+  delivery_id: deliveryId,
+  status: "delivered",
+  response_status: 200,
+  response_body: "",
+  error_kind: null,
+  error_detail: null,
+  latency_ms: 1,
+  retry_delay_ms: null,
+});
