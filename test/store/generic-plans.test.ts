@@ -11,9 +11,9 @@ import { createTestStore, deliveredResult, type TestStore } from "../support/sto
  * that plan each statement once and keep that generic plan (src/store/pg-db.ts). A generic plan cannot see
  * its parameters: it guesses 100 elements for an array and a tenth of the rows for `LIMIT $n`. Here every
  * named statement runs under `plan_cache_mode = force_generic_plan` with auto_explain reporting the plan it
- * actually executed, once with tables never analyzed (a fresh install) and once analyzed, with 100,000
- * rows queued; each must read a few hundred pages, not the table (a hash join over a sequential scan of
- * `deliveries`, which the first generic claim chose, reads about 2,000).
+ * actually executed, once with tables never analyzed (a fresh install) and once analyzed, with 20,000 rows
+ * queued; each must reach `deliveries` and `events` only through index conditions and read under 1,000
+ * pages (the first generic claim hash-joined a sequential scan of `deliveries`).
  */
 const UNORDERED = 20_000;
 const url = process.env.DATABASE_URL;
