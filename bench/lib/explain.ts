@@ -1,7 +1,8 @@
 /**
  * EXPLAIN (ANALYZE, BUFFERS) of Herald's hot statements, run through Herald's own code (src/service and
  * src/store), so the plans are those of the SQL in the tree today, with real parameters:
- *   1. accepting one event (acceptInTransaction: insert, fan-out lock, deliveries, counters);
+ *   1. accepting one event (acceptWith: one statement locking the subscriptions, writing the event, its
+ *      deliveries and counters);
  *   2. a dispatcher claim (claimDue, 64 deliveries);
  *   3. recording their results (recordResults, all delivered).
  * Each statement is explained inside a savepoint that is rolled back, then run for real, so every step
@@ -11,7 +12,7 @@
  *
  * Prints one JSON object: { steps: [{ step, statement, plan }] }.
  */
-import { acceptInTransaction } from "../../src/service/events.ts";
+import { acceptWith } from "../../src/service/events.ts";
 import { claimDue } from "../../src/store/claim.ts";
 import type { Db, Queryable, QueryResult } from "../../src/store/db.ts";
 import { createPgDb } from "../../src/store/pg-db.ts";
@@ -64,7 +65,7 @@ const db: Db = {
 try {
   step = "accept one event";
   await db.transaction((tx) =>
-    acceptInTransaction(tx, [
+    acceptWith(tx, [
       {
         tenant_id: tenant,
         event_type: eventType,

@@ -1,14 +1,15 @@
-import type { Db, Queryable } from "../store/db.ts";
+import { type Db, type Queryable, retryingConflicts } from "../store/db.ts";
 import type { NewEvent } from "../store/events.ts";
 
-/** What one transaction of accepted events reports: per event, and for the whole transaction. */
+/** What one accept of events reports: per event, and for the whole group. */
 export interface AcceptOutcome<A> {
   accepted: A[];
   queuedFor: string[];
   paused: string[];
 }
 
-type AcceptFn<A> = (tx: Queryable, events: readonly NewEvent[]) => Promise<AcceptOutcome<A>>;
+/** Accepts events on `q` (the database itself: the accept is one statement, committed alone). */
+type AcceptFn<A> = (q: Queryable, events: readonly NewEvent[]) => Promise<AcceptOutcome<A>>;
 
 interface Request<A> {
   events: readonly NewEvent[];
@@ -16,18 +17,18 @@ interface Request<A> {
   reject(err: unknown): void;
 }
 
-/** Most events one shared transaction takes (a larger request still goes alone, whole). */
+/** Most events one shared accept takes (a larger request still goes alone, whole). */
 const MAX_GROUP_EVENTS = 1000;
-/** Transactions of one process accepting at once; more requests wait and join the next one. */
+/** Accepts of one process running at once; more requests wait and join the next one. */
 const LANES = 2;
 
 /**
- * Group commit for accepting events. Requests that arrive while the process's accepting transactions are
- * busy wait and then go together in one transaction: one round of subscription row locks, one insert of
- * events and deliveries and one commit for all of them, instead of one each. Nothing waits on a timer:
- * with a free lane a request starts at once, alone. Each request keeps its own outcome (event ids,
- * duplicates by idempotency key, exactly as if they had gone one after the other, in arrival order); if
- * the shared transaction fails, every request of the group is tried again alone, so one request's
+ * Group commit for accepting events. Requests that arrive while the process's accepts are busy wait and
+ * then go together in one accept statement (src/store/fan-out.ts): one round of subscription row locks,
+ * one insert of events and deliveries and one commit for all of them, instead of one each. Nothing waits
+ * on a timer: with a free lane a request starts at once, alone. Each request keeps its own outcome (event
+ * ids, duplicates by idempotency key, exactly as if they had gone one after the other, in arrival order);
+ * if the shared statement fails, every request of the group is tried again alone, so one request's
  * failure never fails another's.
  */
 export class AcceptGroup<A> {
@@ -37,7 +38,7 @@ export class AcceptGroup<A> {
   constructor(
     private readonly db: Db,
     private readonly accept: AcceptFn<A>,
-    /** Called after each commit with what the transaction queued and paused. */
+    /** Called after each commit with what the accept queued and paused. */
     private readonly afterCommit: (queuedFor: readonly string[], paused: readonly string[]) => void,
   ) {}
 
@@ -75,12 +76,8 @@ export class AcceptGroup<A> {
   private async run(group: Array<Request<A>>): Promise<void> {
     let out: AcceptOutcome<A>;
     try {
-      out = await this.db.transaction((tx) =>
-        this.accept(
-          tx,
-          group.flatMap((r) => r.events),
-        ),
-      );
+      const events = group.flatMap((r) => r.events);
+      out = await retryingConflicts(() => this.accept(this.db, events));
     } catch (err) {
       if (group.length === 1) {
         group[0]!.reject(err);
@@ -89,7 +86,7 @@ export class AcceptGroup<A> {
       for (const r of group) {
         let alone: AcceptOutcome<A>;
         try {
-          alone = await this.db.transaction((tx) => this.accept(tx, r.events));
+          alone = await retryingConflicts(() => this.accept(this.db, r.events));
         } catch (e) {
           r.reject(e);
           continue;
@@ -108,8 +105,8 @@ export class AcceptGroup<A> {
   }
 
   /**
-   * After a commit: the triggers. Outside the transaction's error handling, so a failing trigger can
-   * neither fail the requests nor send their committed events through the transaction again.
+   * After a commit: the triggers. Outside the accept's error handling, so a failing trigger can neither
+   * fail the requests nor send their committed events through the accept again.
    */
   private committed(out: AcceptOutcome<A>): void {
     try {

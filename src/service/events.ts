@@ -1,22 +1,8 @@
 import { HeraldError, notFound } from "../errors.ts";
-import { webhookIdFor } from "../ids.ts";
-import { ceilingPauseAudit } from "../store/audit.ts";
 import type { Queryable } from "../store/db.ts";
-import {
-  deliveriesOfEvent,
-  findByIdempotencyKeys,
-  findEvent,
-  insertEvents,
-  type NewEvent,
-} from "../store/events.ts";
-import {
-  type CounterUpdate,
-  type FanOutTarget,
-  lockFanOutTargets,
-  type NewDelivery,
-  writeFanOut,
-} from "../store/fan-out.ts";
-import type { DeliveryRow, EventRow, NewAudit } from "../store/types.ts";
+import { deliveriesOfEvent, findByIdempotencyKeys, findEvent, type NewEvent } from "../store/events.ts";
+import { insertAndFanOut } from "../store/fan-out.ts";
+import type { DeliveryRow, EventRow } from "../store/types.ts";
 import { AcceptGroup } from "./accept-group.ts";
 import { type Actor, type ServiceContext, tenantScope } from "./context.ts";
 
@@ -111,33 +97,29 @@ function containsNul(value: unknown): boolean {
   return false;
 }
 
-function matches(target: FanOutTarget, e: NewEvent): boolean {
-  return (
-    target.tenant_id === e.tenant_id &&
-    (target.event_types.includes("*") || target.event_types.includes(e.event_type))
-  );
-}
-
 /**
- * Inserts events and fans them out in the caller's transaction: one attempt-1 pending delivery per
- * matching live subscription (active or paused), each at its subscription's next position, taken
- * under the subscription's row lock. A subscription whose pending count reaches its ceiling is
- * paused in the same transaction, with an audit row. `opts.onlySubscriptionIds` restricts the fan-out
- * to those subscriptions (re-trigger jobs); by default every matching one is a target.
+ * Inserts events and fans them out with one statement on `q` (src/store/fan-out.ts): a transaction of the
+ * caller's, or the database itself (then the statement commits alone). One attempt-1 pending delivery per
+ * matching live subscription (active or paused), each at its subscription's next position, taken under the
+ * subscription's row lock. A subscription whose pending count reaches its ceiling is paused by the same
+ * statement, with an audit row. `opts.onlySubscriptionIds` restricts the fan-out to those subscriptions
+ * (re-trigger jobs); by default every matching one is a target. An event repeating an existing
+ * (tenant, idempotency key) is reported with the existing event's id and fans out nothing.
  */
-export async function acceptInTransaction(
-  tx: Queryable,
+export async function acceptWith(
+  q: Queryable,
   events: readonly NewEvent[],
   opts: { onlySubscriptionIds?: readonly string[] } = {},
 ): Promise<{ accepted: AcceptedEvent[]; queuedFor: string[]; paused: string[] }> {
-  const inserted = await insertEvents(tx, events);
+  const { inserted, queuedFor, paused } = await insertAndFanOut(q, events, opts.onlySubscriptionIds);
   const accepted: AcceptedEvent[] = events.map(() => ({ event_id: 0, deliveries: 0, duplicate: true }));
-  for (const row of inserted) accepted[row.ord] = { event_id: row.event_id, deliveries: 0, duplicate: false };
-
+  for (const row of inserted) {
+    accepted[row.ord] = { event_id: row.event_id, deliveries: row.deliveries, duplicate: false };
+  }
   const repeats = events.map((e, i) => ({ e, i })).filter(({ i }) => accepted[i]!.duplicate);
   if (repeats.length > 0) {
     const found = await findByIdempotencyKeys(
-      tx,
+      q,
       repeats.map(({ e }) => e.tenant_id),
       repeats.map(({ e }) => e.idempotency_key ?? ""),
     );
@@ -148,57 +130,7 @@ export async function acceptInTransaction(
       accepted[i] = { event_id: id, deliveries: 0, duplicate: true };
     }
   }
-  if (inserted.length === 0) return { accepted, queuedFor: [], paused: [] };
-
-  const fresh = inserted.map((r) => ({ event_id: r.event_id, ev: events[r.ord]!, ord: r.ord }));
-  const targets = await lockFanOutTargets(
-    tx,
-    [...new Set(fresh.map((f) => f.ev.tenant_id))],
-    [...new Set(fresh.map((f) => f.ev.event_type))],
-    opts.onlySubscriptionIds,
-  );
-  const deliveries: NewDelivery[] = [];
-  const touched = new Map<string, CounterUpdate>();
-  const audits: NewAudit[] = [];
-  for (const f of fresh) {
-    for (const t of targets) {
-      if (!matches(t, f.ev)) continue;
-      t.next_position += 1;
-      t.pending_count += 1;
-      deliveries.push({
-        subscription_id: t.subscription_id,
-        event_id: f.event_id,
-        position: t.next_position,
-        webhook_id: webhookIdFor(f.event_id, t.subscription_id),
-      });
-      accepted[f.ord]!.deliveries += 1;
-      if (t.status === "active" && t.pending_count >= t.pending_ceiling) {
-        t.status = "paused";
-        t.pause_reason = "pending_ceiling";
-        audits.push(
-          ceilingPauseAudit({
-            ...t,
-            reason: "pending_ceiling",
-            count: t.pending_count,
-            ceiling: t.pending_ceiling,
-          }),
-        );
-      }
-      touched.set(t.subscription_id, {
-        subscription_id: t.subscription_id,
-        next_position: t.next_position,
-        pending_count: t.pending_count,
-        status: t.status,
-        pause_reason: t.pause_reason,
-      });
-    }
-  }
-  await writeFanOut(tx, deliveries, [...touched.values()], audits);
-  return {
-    accepted,
-    queuedFor: [...touched.keys()],
-    paused: audits.map((a) => a.subscription_id ?? ""),
-  };
+  return { accepted, queuedFor, paused };
 }
 
 /**
@@ -225,7 +157,7 @@ function acceptGroupOf(ctx: ServiceContext): AcceptGroup<AcceptedEvent> {
   if (!group) {
     group = new AcceptGroup(
       ctx.db,
-      (tx, events) => acceptInTransaction(tx, events),
+      (q, events) => acceptWith(q, events),
       (queuedFor, paused) => {
         if (queuedFor.length > 0) ctx.hooks.queued(queuedFor);
         for (const id of paused) ctx.hooks.subscriptionChanged(id, "paused");

@@ -56,7 +56,7 @@ import { refreshStatistics } from "../store/statistics.ts";
 import { findSubscription } from "../store/subscriptions.ts";
 import type { NewAudit } from "../store/types.ts";
 import { type Actor, actorName, type ServiceContext, type ServiceHooks, tenantScope } from "./context.ts";
-import { acceptInTransaction } from "./events.ts";
+import { acceptWith } from "./events.ts";
 import { toPage } from "./page.ts";
 
 // ---- Views ------------------------------------------------------------------------------------------
@@ -1015,7 +1015,7 @@ async function processItem(
     let queuedFor: string[] = [];
     let paused: string[] = [];
     if (d.kind === "trigger") {
-      const r = await acceptInTransaction(tx, [newEventOf(job, item)], {
+      const r = await acceptWith(tx, [newEventOf(job, item)], {
         onlySubscriptionIds: d.subscriptions,
       });
       const a = r.accepted[0]!;
@@ -1078,7 +1078,7 @@ async function processGroup(
       else runs.push({ subscriptions: d.subscriptions, members: [i] });
     });
     for (const run of runs) {
-      const r = await acceptInTransaction(
+      const r = await acceptWith(
         tx,
         run.members.map((i) => newEventOf(job, group[i]!)),
         { onlySubscriptionIds: run.subscriptions },

@@ -48,6 +48,22 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 /**
+ * Runs `fn` again, up to `tries` times in all, while it fails with one of RETRYABLE_SQLSTATES: for a
+ * statement that commits alone (outside `Db.transaction`, which retries by itself) and may lose a
+ * deadlock against a transaction that takes the same row locks in another order.
+ */
+export async function retryingConflicts<T>(fn: () => Promise<T>, tries = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const state = sqlState(err);
+      if (state === undefined || !RETRYABLE_SQLSTATES.has(state) || attempt >= tries) throw err;
+    }
+  }
+}
+
+/**
  * The `synchronous_commit` of a claim or record statement's own transaction. Off by default: a claim or
  * a result lost to a PostgreSQL crash (its last ~0.6 s) means the delivery is sent again with the same
  * webhook-id, which at-least-once allows; an accepted event is never committed this way.

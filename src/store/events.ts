@@ -13,57 +13,6 @@ export interface NewEvent {
   job_id?: number | null;
 }
 
-export interface InsertedEvent {
-  ord: number;
-  event_id: number;
-}
-
-/**
- * Inserts events in input order (ids follow the order); a row whose (tenant, idempotency_key) already
- * exists is skipped. Returns the inserted ones with their input index.
- */
-export async function insertEvents(q: Queryable, events: readonly NewEvent[]): Promise<InsertedEvent[]> {
-  const res = await q.query<InsertedEvent>(
-    `WITH input AS (
-       SELECT t.tenant_id, t.event_type, t.aggregate_id, t.occurred_at, p.payload, t.idempotency_key,
-              t.source_txn_id, t.retrigger_of, t.job_id, t.ord
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::text[], $7::text[], $8::bigint[],
-                   $9::bigint[])
-         WITH ORDINALITY AS t(tenant_id, event_type, aggregate_id, occurred_at, idempotency_key, source_txn_id,
-                              retrigger_of, job_id, ord)
-       JOIN jsonb_array_elements($5::jsonb) WITH ORDINALITY AS p(payload, ord) ON p.ord = t.ord
-     ), numbered AS (
-       SELECT nextval(pg_get_serial_sequence('events', 'event_id')) AS event_id, input.*
-       FROM input ORDER BY ord
-     ), ins AS (
-       INSERT INTO events (event_id, tenant_id, event_type, aggregate_id, occurred_at, payload, idempotency_key,
-                           source_txn_id, retrigger_of, job_id)
-       OVERRIDING SYSTEM VALUE
-       SELECT event_id, tenant_id, event_type, aggregate_id, occurred_at, payload, idempotency_key,
-              source_txn_id, retrigger_of, job_id
-       FROM numbered ORDER BY ord
-       ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-       RETURNING event_id
-     )
-     SELECT ins.event_id, numbered.ord::int - 1 AS ord
-     FROM ins JOIN numbered USING (event_id)
-     ORDER BY numbered.ord`,
-    [
-      events.map((e) => e.tenant_id),
-      events.map((e) => e.event_type),
-      events.map((e) => e.aggregate_id),
-      events.map((e) => e.occurred_at.toISOString()),
-      // The payloads as one JSON array: one serialisation, no array-literal escaping of every payload.
-      JSON.stringify(events.map((e) => e.payload ?? null)),
-      events.map((e) => e.idempotency_key),
-      events.map((e) => e.source_txn_id),
-      events.map((e) => e.retrigger_of ?? null),
-      events.map((e) => e.job_id ?? null),
-    ],
-  );
-  return res.rows;
-}
-
 export async function findByIdempotencyKeys(
   q: Queryable,
   tenantIds: readonly string[],

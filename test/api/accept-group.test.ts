@@ -1,8 +1,10 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AcceptGroup } from "../../src/service/accept-group.ts";
-import { type AcceptedEvent, acceptInTransaction } from "../../src/service/events.ts";
+import { type AcceptedEvent, acceptWith } from "../../src/service/events.ts";
 import type { NewEvent } from "../../src/store/events.ts";
 import { startTestHerald, type TestHerald } from "../support/herald.ts";
+import { eventually } from "../support/receiver.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
 interface Accepted {
@@ -97,14 +99,14 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
     expect(events.rows).toHaveLength(0);
   });
 
-  it("when a shared transaction fails, each request of the group is tried alone: only the bad one fails", async () => {
+  it("when a shared accept fails, each request of the group is tried alone: only the bad one fails", async () => {
     const groups: number[] = [];
     const group = new AcceptGroup<AcceptedEvent>(
       h.store.db,
       async (tx, events) => {
         groups.push(events.length);
         if (events.some((e) => e.event_type === "poison")) throw new Error("poisoned request");
-        return acceptInTransaction(tx, events);
+        return acceptWith(tx, events);
       },
       () => {},
     );
@@ -137,7 +139,7 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
     let triggers = 0;
     const group = new AcceptGroup<AcceptedEvent>(
       h.store.db,
-      (tx, events) => acceptInTransaction(tx, events),
+      (tx, events) => acceptWith(tx, events),
       () => {
         triggers += 1;
         throw new Error("trigger bug");
@@ -160,5 +162,80 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
       "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'grp-trigger'",
     );
     expect(stored.rows[0]!.n).toBe(10);
+  });
+});
+
+describe.skipIf(!process.env.DATABASE_URL)("an accept that loses a deadlock (PostgreSQL)", () => {
+  let h: TestHerald;
+
+  beforeAll(async () => {
+    h = await startTestHerald("postgres");
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("is tried again: the event is accepted once, with its deliveries", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const s = await h.api<{ subscription_id: string }>("POST", "/v1/subscriptions", {
+        tenant_id: "deadlock",
+        url: "http://127.0.0.1:9/hook",
+        event_types: ["x"],
+        ordering: "ordered",
+      });
+      expect(s.status).toBe(201);
+      ids.push(s.body.subscription_id);
+    }
+    const [low, high] = ids.sort();
+    // Another transaction holds the second subscription's row; the accept locks the first and waits.
+    const other = new pg.Client({ connectionString: h.store.databaseUrl ?? "" });
+    await other.connect();
+    try {
+      // This session waits longer before checking for a deadlock, so the accept is the one cancelled.
+      await other.query("SET deadlock_timeout = '30s'");
+      await other.query("BEGIN");
+      await other.query("SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", [high]);
+      const accepting = h.api<Accepted>("POST", "/v1/events", {
+        tenant_id: "deadlock",
+        event_type: "x",
+        payload: { n: 1 },
+      });
+      await eventually(
+        async () => {
+          // A session waiting for this transaction: the accept, on the row this transaction holds.
+          const r = await other.query(
+            `SELECT 1 FROM pg_locks w
+             WHERE w.locktype = 'transactionid' AND NOT w.granted AND w.transactionid = (
+               SELECT transactionid FROM pg_locks
+               WHERE pid = pg_backend_pid() AND locktype = 'transactionid' AND granted)`,
+          );
+          return (r.rowCount ?? 0) > 0;
+        },
+        20_000,
+        "the accept waiting for the second subscription's row",
+      );
+      // Now the cycle: this transaction asks for the row the accept holds. PostgreSQL cancels the accept
+      // (40P01), this lock is granted, and the accept runs again after this commit.
+      await other.query("SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", [low]);
+      await other.query("COMMIT");
+      const r = await accepting;
+      expect(r.status).toBe(202);
+      expect(r.body).toMatchObject({ deliveries: 2, duplicate: false });
+    } finally {
+      await other.end();
+    }
+    const events = await h.store.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'deadlock'",
+    );
+    expect(events.rows[0]!.n).toBe(1);
+    const rows = await h.store.db.query<{ subscription_id: string; position: number }>(
+      "SELECT subscription_id, position FROM deliveries WHERE subscription_id = ANY($1) ORDER BY subscription_id",
+      [ids],
+    );
+    expect(rows.rows).toEqual([
+      { subscription_id: low, position: 1 },
+      { subscription_id: high, position: 1 },
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { acceptInTransaction } from "../../src/service/events.ts";
+import { acceptWith } from "../../src/service/events.ts";
 import { startTestHerald, type TestHerald } from "../support/herald.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
@@ -64,14 +64,14 @@ describe.each(STORE_KINDS)("events on the %s store", (kind) => {
     expect(p.body).toMatchObject({ status: "paused", pending_count: 1 });
   });
 
-  it("a failure inside the accepting transaction leaves neither the event nor its deliveries", async () => {
+  it("a failure in the caller's transaction after the accept leaves neither the event nor its deliveries", async () => {
     const s = await sub({ tenant_id: "atomic", event_types: ["a"] });
     const before = await h.store.db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'atomic'",
     );
     await expect(
       h.store.db.transaction(async (tx) => {
-        const { accepted } = await acceptInTransaction(tx, [
+        const { accepted } = await acceptWith(tx, [
           {
             tenant_id: "atomic",
             event_type: "a",
@@ -168,6 +168,82 @@ describe.each(STORE_KINDS)("events on the %s store", (kind) => {
       { event_id: e0!.event_id, position: 1 },
       { event_id: e1!.event_id, position: 2 },
     ]);
+  });
+
+  it("fans a batch out over tenants, types and a wildcard: counts per event, positions in event order, webhook-ids, a pause at the pending ceiling", async () => {
+    const a = await sub({ tenant_id: "fo1", event_types: ["a"], ordering: "ordered", pending_ceiling: 100 });
+    const all = await sub({ tenant_id: "fo1", event_types: ["*"] });
+    const other = await sub({ tenant_id: "fo2", event_types: ["a", "b"], ordering: "ordered" });
+    // One event first, so the fo1 queues continue from position 1.
+    const first = await h.api<Accepted>("POST", "/v1/events", {
+      tenant_id: "fo1",
+      event_type: "a",
+      payload: {},
+    });
+    expect(first.body.deliveries).toBe(2);
+
+    // 230 events: 0–199 to fo1, 200–229 to fo2; every third one of type b.
+    const spec = Array.from({ length: 230 }, (_, i) => ({
+      tenant_id: i < 200 ? "fo1" : "fo2",
+      event_type: i % 3 === 2 ? "b" : "a",
+    }));
+    const r = await h.api<{ events: Accepted[] }>("POST", "/v1/events/batch", {
+      events: spec.map((e, i) => ({ ...e, payload: { i } })),
+    });
+    expect(r.status).toBe(202);
+    expect(r.body.events.map((e) => e.deliveries)).toEqual(
+      spec.map((e) => (e.tenant_id === "fo2" ? 1 : e.event_type === "a" ? 2 : 1)),
+    );
+    const ids = r.body.events.map((e) => e.event_id);
+    expect(ids).toEqual([...ids].sort((x, y) => x - y));
+
+    const queue = async (subscriptionId: string) =>
+      (
+        await h.store.db.query<{ event_id: number; position: number; webhook_id: string }>(
+          "SELECT event_id, position, webhook_id FROM deliveries WHERE subscription_id = $1 ORDER BY position",
+          [subscriptionId],
+        )
+      ).rows;
+    const expected = (subscriptionId: string, eventIds: number[]) =>
+      eventIds.map((eventId, k) => ({
+        event_id: eventId,
+        position: k + 1,
+        webhook_id: `msg_${eventId}_${subscriptionId.replace(/^sub_/, "")}`,
+      }));
+    const pick = (want: (e: (typeof spec)[number]) => boolean) => ids.filter((_, i) => want(spec[i]!));
+    const aEvents = [first.body.event_id, ...pick((e) => e.tenant_id === "fo1" && e.event_type === "a")];
+    const allEvents = [first.body.event_id, ...pick((e) => e.tenant_id === "fo1")];
+    expect(await queue(a.subscription_id)).toEqual(expected(a.subscription_id, aEvents));
+    expect(await queue(all.subscription_id)).toEqual(expected(all.subscription_id, allEvents));
+    expect(await queue(other.subscription_id)).toEqual(
+      expected(
+        other.subscription_id,
+        pick((e) => e.tenant_id === "fo2"),
+      ),
+    );
+
+    // `a` reached its ceiling of 100 inside the batch: paused there, every delivery still queued.
+    expect((await h.api<Sub>("GET", `/v1/subscriptions/${a.subscription_id}`)).body).toMatchObject({
+      status: "paused",
+      pause_reason: "pending_ceiling",
+      pending_count: aEvents.length,
+    });
+    for (const s of [all, other]) {
+      expect((await h.api<Sub>("GET", `/v1/subscriptions/${s.subscription_id}`)).body).toMatchObject({
+        status: "active",
+        pending_count: (await queue(s.subscription_id)).length,
+      });
+    }
+    const audit = await h.api<{
+      items: Array<{ actor: string; action: string; reason: string; after: Record<string, unknown> }>;
+    }>("GET", `/v1/audit?subscription_id=${a.subscription_id}`);
+    const pauses = audit.body.items.filter((x) => x.action === "subscription.paused");
+    expect(pauses).toHaveLength(1);
+    expect(pauses[0]).toMatchObject({
+      actor: "system",
+      after: { status: "paused", pause_reason: "pending_ceiling", pending_count: 100 },
+    });
+    expect(pauses[0]!.reason).toMatch(/\(100 of 100\)$/);
   });
 
   it("assigns exact, gap-free queue positions when many producers post to one subscription at once", async () => {
