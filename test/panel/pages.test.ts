@@ -64,6 +64,18 @@ describe.each(STORE_KINDS)("panel pages and actions on the %s store", (kind) => 
       if (n === 1) firstEvent = e.body.event_id;
     }
     await rx.waitFor((r) => r.length === 1, 20_000, "the head's first attempt");
+    // The receiver has answered; the pages show the attempt once the dispatcher has recorded it.
+    await eventually(
+      async () => {
+        const head = await h.api<{ head: { attempts: Array<{ status: string }> } | null }>(
+          "GET",
+          `/v1/subscriptions/${id}/head`,
+        );
+        return head.body.head?.attempts[0]?.status === "failed";
+      },
+      20_000,
+      "the head's first attempt recorded as failed",
+    );
     c = new PanelClient(h.url);
     await c.login(h.proc.adminToken);
   });
