@@ -53,6 +53,17 @@ export const CEILING_PAUSE_TEXT = {
   dlq_ceiling: "DLQ deliveries reached the DLQ ceiling",
 } as const;
 
+/**
+ * SQL: the SET clauses that pause subscription row `s` at a ceiling where the joined row `u` says `pauses`
+ * (the accept's and the record's counter updates; their audit rows match ceilingPauseAudit).
+ */
+export function ceilingPauseSet(reason: keyof typeof CEILING_PAUSE_TEXT): string {
+  return `status = CASE WHEN u.pauses THEN 'paused' ELSE s.status END,
+        pause_reason = CASE WHEN u.pauses THEN '${reason}' ELSE s.pause_reason END,
+        paused_at = CASE WHEN u.pauses THEN now() ELSE s.paused_at END,
+        updated_at = CASE WHEN u.pauses THEN now() ELSE s.updated_at END`;
+}
+
 /** The audit row of an automatic pause by a ceiling (actor `system`). */
 export function ceilingPauseAudit(a: {
   tenant_id: string;

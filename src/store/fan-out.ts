@@ -1,4 +1,4 @@
-import { CEILING_PAUSE_TEXT } from "./audit.ts";
+import { CEILING_PAUSE_TEXT, ceilingPauseSet } from "./audit.ts";
 import type { Queryable } from "./db.ts";
 import type { NewEvent } from "./events.ts";
 
@@ -97,10 +97,7 @@ const ACCEPT_SQL = `
   ), counted AS (
     UPDATE subscriptions s
     SET next_position = u.next_position, pending_count = u.pending_count,
-        status = CASE WHEN u.pauses THEN 'paused' ELSE s.status END,
-        pause_reason = CASE WHEN u.pauses THEN 'pending_ceiling' ELSE s.pause_reason END,
-        paused_at = CASE WHEN u.pauses THEN now() ELSE s.paused_at END,
-        updated_at = CASE WHEN u.pauses THEN now() ELSE s.updated_at END
+        ${ceilingPauseSet("pending_ceiling")}
     FROM per u
     WHERE s.subscription_id = u.subscription_id
   ), audited AS (

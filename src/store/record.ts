@@ -1,4 +1,4 @@
-import { CEILING_PAUSE_TEXT, ceilingPauseAudit, insertAudit } from "./audit.ts";
+import { CEILING_PAUSE_TEXT, ceilingPauseAudit, ceilingPauseSet, insertAudit } from "./audit.ts";
 import { type Db, type Queryable, synchronousCommit } from "./db.ts";
 
 /** The outcome of one attempt, decided by the dispatcher (domain rules), written here. */
@@ -62,10 +62,7 @@ function settleSql(done: string): string {
         dlq_count = s.dlq_count + u.dlq,
         last_delivered_event_id = CASE WHEN s.ordering = 'ordered' AND u.max_event > 0
           THEN GREATEST(COALESCE(s.last_delivered_event_id, 0), u.max_event) ELSE s.last_delivered_event_id END,
-        status = CASE WHEN u.pauses THEN 'paused' ELSE s.status END,
-        pause_reason = CASE WHEN u.pauses THEN 'dlq_ceiling' ELSE s.pause_reason END,
-        paused_at = CASE WHEN u.pauses THEN now() ELSE s.paused_at END,
-        updated_at = CASE WHEN u.pauses THEN now() ELSE s.updated_at END
+        ${ceilingPauseSet("dlq_ceiling")}
     FROM decided u
     WHERE s.subscription_id = u.subscription_id
     RETURNING s.subscription_id, s.tenant_id, s.dlq_count, s.dlq_ceiling, u.pauses
