@@ -48,9 +48,9 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 /**
- * Runs `fn` again, up to `tries` times in all, while it fails with one of RETRYABLE_SQLSTATES: for a
- * statement that commits alone (outside `Db.transaction`, which retries by itself) and may lose a
- * deadlock against a transaction that takes the same row locks in another order.
+ * Runs `fn` again, up to `tries` times in all, while it fails with one of RETRYABLE_SQLSTATES: a whole
+ * transaction (`Db.transaction` on PostgreSQL), or a statement that commits alone and may lose a deadlock
+ * against a transaction that takes the same row locks in another order (the accept).
  */
 export async function retryingConflicts<T>(fn: () => Promise<T>, tries = 5): Promise<T> {
   for (let attempt = 1; ; attempt++) {

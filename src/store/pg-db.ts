@@ -1,12 +1,5 @@
 import pg from "pg";
-import {
-  type Db,
-  type Queryable,
-  type QueryOptions,
-  type QueryResult,
-  RETRYABLE_SQLSTATES,
-  sqlState,
-} from "./db.ts";
+import { type Db, type Queryable, type QueryOptions, type QueryResult, retryingConflicts } from "./db.ts";
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -84,8 +77,8 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
     async exec(sql: string) {
       await pool.query(sql);
     },
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      for (let attempt = 1; ; attempt++) {
+    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      return retryingConflicts(async () => {
         const client = await pool.connect();
         try {
           await client.query("BEGIN");
@@ -94,13 +87,11 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
           return out;
         } catch (err) {
           await client.query("ROLLBACK").catch(() => {});
-          const state = sqlState(err);
-          if (state !== undefined && RETRYABLE_SQLSTATES.has(state) && attempt < 5) continue;
           throw err;
         } finally {
           client.release();
         }
-      }
+      });
     },
     async close() {
       await Promise.all([pool.end(), plannedPool?.end()]);
