@@ -17,8 +17,3 @@ export function newTokenValue(): string {
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
-
-/** Stable per event and subscription: the same on every retry and replay of that message. */
-export function webhookIdFor(eventId: number, subscriptionId: string): string {
-  return `msg_${eventId}_${subscriptionId.replace(/^sub_/, "")}`;
-}

@@ -31,7 +31,8 @@ export interface FanOut {
  *    the insert, the locks met rows that the dispatcher's records had updated meanwhile, and re-reading
  *    each of those made the ordered benchmark's accept several times slower (bench/README.md, sixth round).
  * 3. `pairs`: one attempt-1 pending delivery (due now) per new event and matching subscription, numbered
- *    on from the subscription's next position in event order.
+ *    on from the subscription's next position in event order. Its webhook-id, `msg_<event id>_<subscription
+ *    id without "sub_">`, is stable per event and subscription: retries and replays copy it.
  * 4. `counted`: each subscription's position and pending count moved on; one whose pending count reaches
  *    its ceiling while active is paused, and `audited` writes that pause's audit row (the count is the
  *    one at which it paused).
