@@ -22,15 +22,20 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
   afterAll(async () => {
     await h?.close();
   });
-
-  it("120 concurrent single events, 20 of them repeating an idempotency key: each answer is its own, positions have no gaps", async () => {
+  /** An ordered subscription of `tenant` to type "x"; its id. */
+  const subscribe = async (tenant: string): Promise<string> => {
     const s = await h.api<{ subscription_id: string }>("POST", "/v1/subscriptions", {
-      tenant_id: "grp",
+      tenant_id: tenant,
       url: "http://127.0.0.1:9/hook",
       event_types: ["x"],
       ordering: "ordered",
     });
     expect(s.status).toBe(201);
+    return s.body.subscription_id;
+  };
+
+  it("120 concurrent single events, 20 of them repeating an idempotency key: each answer is its own, positions have no gaps", async () => {
+    const subscriptionId = await subscribe("grp");
     // Keys k0..k99 once each, and k0..k19 a second time.
     const keys = [
       ...Array.from({ length: 100 }, (_, i) => `k${i}`),
@@ -61,11 +66,11 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
     const distinct = new Set(answers.map((a) => a.body.event_id));
     expect(distinct.size).toBe(100);
 
-    const sub = await h.api<{ pending_count: number }>("GET", `/v1/subscriptions/${s.body.subscription_id}`);
+    const sub = await h.api<{ pending_count: number }>("GET", `/v1/subscriptions/${subscriptionId}`);
     expect(sub.body.pending_count).toBe(100);
     const positions = await h.store.db.query<{ position: number; event_id: number }>(
       "SELECT position, event_id FROM deliveries WHERE subscription_id = $1 ORDER BY position",
-      [s.body.subscription_id],
+      [subscriptionId],
     );
     expect(positions.rows.map((r) => r.position)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
     expect(new Set(positions.rows.map((r) => r.event_id))).toEqual(distinct);
@@ -163,79 +168,61 @@ describe.each(STORE_KINDS)("accepting under concurrency (group commit) on the %s
     );
     expect(stored.rows[0]!.n).toBe(10);
   });
-});
 
-describe.skipIf(!process.env.DATABASE_URL)("an accept that loses a deadlock (PostgreSQL)", () => {
-  let h: TestHerald;
-
-  beforeAll(async () => {
-    h = await startTestHerald("postgres");
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
-
-  it("is tried again: the event is accepted once, with its deliveries", async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const s = await h.api<{ subscription_id: string }>("POST", "/v1/subscriptions", {
-        tenant_id: "deadlock",
-        url: "http://127.0.0.1:9/hook",
-        event_types: ["x"],
-        ordering: "ordered",
-      });
-      expect(s.status).toBe(201);
-      ids.push(s.body.subscription_id);
-    }
-    const [low, high] = ids.sort();
-    // Another transaction holds the second subscription's row; the accept locks the first and waits.
-    const other = new pg.Client({ connectionString: h.store.databaseUrl ?? "" });
-    await other.connect();
-    try {
-      // This session waits longer before checking for a deadlock, so the accept is the one cancelled.
-      await other.query("SET deadlock_timeout = '30s'");
-      await other.query("BEGIN");
-      await other.query("SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", [high]);
-      const accepting = h.api<Accepted>("POST", "/v1/events", {
-        tenant_id: "deadlock",
-        event_type: "x",
-        payload: { n: 1 },
-      });
-      await eventually(
-        async () => {
-          // A session waiting for this transaction: the accept, on the row this transaction holds.
-          const r = await other.query(
-            `SELECT 1 FROM pg_locks w
+  // PostgreSQL only: the embedded store has one session, where no two transactions can deadlock.
+  if (kind === "postgres") {
+    it("an accept that loses a deadlock is tried again: the event is accepted once, with its deliveries", async () => {
+      const ids = [await subscribe("deadlock"), await subscribe("deadlock")];
+      const [low, high] = ids.sort();
+      // Another transaction holds the second subscription's row; the accept locks the first and waits.
+      const other = new pg.Client({ connectionString: h.store.databaseUrl ?? "" });
+      await other.connect();
+      try {
+        // This session waits longer before checking for a deadlock, so the accept is the one cancelled.
+        await other.query("SET deadlock_timeout = '30s'");
+        await other.query("BEGIN");
+        await other.query("SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", [high]);
+        const accepting = h.api<Accepted>("POST", "/v1/events", {
+          tenant_id: "deadlock",
+          event_type: "x",
+          payload: { n: 1 },
+        });
+        await eventually(
+          async () => {
+            // A session waiting for this transaction: the accept, on the row this transaction holds.
+            const r = await other.query(
+              `SELECT 1 FROM pg_locks w
              WHERE w.locktype = 'transactionid' AND NOT w.granted AND w.transactionid = (
                SELECT transactionid FROM pg_locks
                WHERE pid = pg_backend_pid() AND locktype = 'transactionid' AND granted)`,
-          );
-          return (r.rowCount ?? 0) > 0;
-        },
-        20_000,
-        "the accept waiting for the second subscription's row",
+            );
+            return (r.rowCount ?? 0) > 0;
+          },
+          20_000,
+          "the accept waiting for the second subscription's row",
+        );
+        // Now the cycle: this transaction asks for the row the accept holds. PostgreSQL cancels the accept
+        // (40P01), this lock is granted, and the accept runs again after this commit.
+        await other.query("SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", [low]);
+        await other.query("COMMIT");
+        const r = await accepting;
+        expect(r.status).toBe(202);
+        expect(r.body).toMatchObject({ deliveries: 2, duplicate: false });
+      } finally {
+        await other.end();
+      }
+      const events = await h.store.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'deadlock'",
       );
-      // Now the cycle: this transaction asks for the row the accept holds. PostgreSQL cancels the accept
-      // (40P01), this lock is granted, and the accept runs again after this commit.
-      await other.query("SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", [low]);
-      await other.query("COMMIT");
-      const r = await accepting;
-      expect(r.status).toBe(202);
-      expect(r.body).toMatchObject({ deliveries: 2, duplicate: false });
-    } finally {
-      await other.end();
-    }
-    const events = await h.store.db.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM events WHERE tenant_id = 'deadlock'",
-    );
-    expect(events.rows[0]!.n).toBe(1);
-    const rows = await h.store.db.query<{ subscription_id: string; position: number }>(
-      "SELECT subscription_id, position FROM deliveries WHERE subscription_id = ANY($1) ORDER BY subscription_id",
-      [ids],
-    );
-    expect(rows.rows).toEqual([
-      { subscription_id: low, position: 1 },
-      { subscription_id: high, position: 1 },
-    ]);
-  });
+      expect(events.rows[0]!.n).toBe(1);
+      const rows = await h.store.db.query<{ subscription_id: string; position: number }>(
+        "SELECT subscription_id, position FROM deliveries WHERE subscription_id = ANY($1) ORDER BY subscription_id",
+        [ids],
+      );
+      expect(rows.rows).toEqual([
+        { subscription_id: low, position: 1 },
+        { subscription_id: high, position: 1 },
+      ]);
+    });
+  }
 });
