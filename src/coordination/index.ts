@@ -1,7 +1,6 @@
 import type { Coordinator } from "./coordinator.ts";
 import { createInProcessCoordinator } from "./in-process-coordinator.ts";
 import type { Logger } from "./logger.ts";
-import { createRedisCoordinator } from "./redis-coordinator.ts";
 
 export {
   assertKey,
@@ -28,7 +27,7 @@ export {
   InProcessHub,
 } from "./in-process-coordinator.ts";
 export { type Logger, silentLogger } from "./logger.ts";
-export { createRedisCoordinator, type RedisCoordinatorOptions } from "./redis-coordinator.ts";
+export type { RedisCoordinatorOptions } from "./redis-coordinator.ts";
 
 export interface CreateCoordinatorOptions {
   /** Redis URL (`REDIS_URL`); without it, locks and messages stay inside this process. */
@@ -40,10 +39,14 @@ export interface CreateCoordinatorOptions {
   commandTimeoutMs?: number;
 }
 
-/** Redis when a URL is given, in-process (single process only) otherwise. */
-export function createCoordinator(options: CreateCoordinatorOptions = {}): Coordinator {
+/**
+ * Redis when a URL is given, in-process (single process only) otherwise. The Redis client is imported only
+ * when it is used, so that a process without Redis (the embedded store) does not hold it in memory.
+ */
+export async function createCoordinator(options: CreateCoordinatorOptions = {}): Promise<Coordinator> {
   const { redisUrl, prefix, logger, commandTimeoutMs } = options;
   if (redisUrl !== undefined && redisUrl.trim() !== "") {
+    const { createRedisCoordinator } = await import("./redis-coordinator.ts");
     return createRedisCoordinator({
       url: redisUrl,
       ...(commandTimeoutMs !== undefined ? { commandTimeoutMs } : {}),

@@ -92,7 +92,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
     }
     const metrics = createMetrics();
     const origin = `${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
-    const coordinator = createCoordinator({
+    const coordinator = await createCoordinator({
       ...(settings.redisUrl ? { redisUrl: settings.redisUrl } : {}),
       prefix: settings.redisPrefix,
       // Nothing on the event's path waits for Redis (triggers run after the commit), so a busy Redis

@@ -299,16 +299,16 @@ describe.skipIf(!REDIS_URL)("Redis (REDIS_URL set)", () => {
 
 describe("createCoordinator", () => {
   it("is in-process without a Redis URL", async () => {
-    const c = createCoordinator({});
+    const c = await createCoordinator({});
     expect(c.kind).toBe("in-process");
     await c.close();
-    const blank = createCoordinator({ redisUrl: "  " });
+    const blank = await createCoordinator({ redisUrl: "  " });
     expect(blank.kind).toBe("in-process");
     await blank.close();
   });
 
   it("is Redis with a Redis URL", async () => {
-    const c = createCoordinator({ redisUrl: "redis://127.0.0.1:1", prefix: "herald-test:" });
+    const c = await createCoordinator({ redisUrl: "redis://127.0.0.1:1", prefix: "herald-test:" });
     expect(c.kind).toBe("redis");
     await c.close();
   });

@@ -1,11 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { createClient } from "redis";
 import type { ControlMessage, Coordinator, Logger } from "../../src/coordination/index.ts";
-import {
-  createInProcessCoordinator,
-  createRedisCoordinator,
-  InProcessHub,
-} from "../../src/coordination/index.ts";
+import { createInProcessCoordinator, InProcessHub } from "../../src/coordination/index.ts";
+import { createRedisCoordinator } from "../../src/coordination/redis-coordinator.ts";
 
 export const REDIS_URL = process.env.REDIS_URL;
 

@@ -5,9 +5,9 @@ import {
   COORDINATION_UNAVAILABLE,
   type ControlMessage,
   type Coordinator,
-  createRedisCoordinator,
   drainLockKey,
 } from "../../src/coordination/index.ts";
+import { createRedisCoordinator } from "../../src/coordination/redis-coordinator.ts";
 import { type Backend, message, REDIS_URL, recordingLogger, redisBackend, waitUntil } from "./helpers.ts";
 
 const unavailable = { code: COORDINATION_UNAVAILABLE };
