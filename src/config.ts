@@ -37,6 +37,11 @@ export interface Settings {
   logLevel: string;
   /** How often the panel's sampler records pending and DLQ counts (HERALD_SAMPLE_INTERVAL_MS). */
   sampleIntervalMs: number;
+  /**
+   * The embedded store's PGlite compiled by V8's optimising WebAssembly compiler too, not only its baseline
+   * one (HERALD_EMBEDDED_WASM_OPTIMIZE): faster, and more memory (src/runtime/embedded-process.ts).
+   */
+  embeddedWasmOptimize: boolean;
 }
 
 export class ConfigError extends Error {
@@ -162,6 +167,7 @@ export function loadSettings(env: Env = process.env): Settings {
     maxBodyBytes: r.int("HERALD_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
     logLevel: r.raw("HERALD_LOG_LEVEL") ?? "info",
     sampleIntervalMs: r.int("HERALD_SAMPLE_INTERVAL_MS", 60000, 1000, 3_600_000),
+    embeddedWasmOptimize: r.bool("HERALD_EMBEDDED_WASM_OPTIMIZE", false),
   };
   if (!LOG_LEVELS.includes(settings.logLevel)) {
     r.problems.push(`HERALD_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}; got "${settings.logLevel}"`);

@@ -41,6 +41,7 @@ describe("loadSettings", () => {
       defaultPendingCeiling: 10000,
       defaultDlqCeiling: 1000,
       maxBodyBytes: 1048576,
+      embeddedWasmOptimize: false,
     });
     // Seven delays: eight attempts.
     expect(s.retryScheduleMs).toHaveLength(7);
@@ -66,6 +67,7 @@ describe("loadSettings", () => {
       DISPATCHER_MAX_PENDING_HARD_CAP: "200000",
       HERALD_DEFAULT_PENDING_CEILING: "150000",
       HERALD_DATA_DIR: "/tmp/somewhere",
+      HERALD_EMBEDDED_WASM_OPTIMIZE: "true",
     });
     expect(s).toMatchObject({
       databaseUrl: "postgres://u@db:5432/herald",
@@ -79,6 +81,7 @@ describe("loadSettings", () => {
       maxPendingHardCap: 200000,
       defaultPendingCeiling: 150000,
       dataDir: "/tmp/somewhere",
+      embeddedWasmOptimize: true,
     });
   });
 
@@ -112,6 +115,7 @@ describe("loadSettings", () => {
     ["HERALD_PORT", { HERALD_PORT: "abc" }, "abc"],
     ["HERALD_PORT", { HERALD_PORT: "70000" }, "70000"],
     ["HERALD_PUSH_DRAIN", { HERALD_PUSH_DRAIN: "maybe" }, "maybe"],
+    ["HERALD_EMBEDDED_WASM_OPTIMIZE", { HERALD_EMBEDDED_WASM_OPTIMIZE: "fast" }, "fast"],
     ["HERALD_RETRY_SCHEDULE_MS", { HERALD_RETRY_SCHEDULE_MS: "5,x" }, "x"],
     ["DATABASE_URL", { DATABASE_URL: "mysql://x", HERALD_ADMIN_TOKEN: "a-long-enough-admin-token" }, "mysql"],
     ["HERALD_DEFAULT_PENDING_CEILING", { HERALD_DEFAULT_PENDING_CEILING: "60000" }, "60000"],

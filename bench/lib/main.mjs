@@ -73,6 +73,7 @@ const HELP = `npm run bench -- [options]      (bench/README.md explains every sc
   --keep                     keep the run's schemas and Redis keys (default: dropped at the end)
   --analyze-after-fill       profiling: ANALYZE deliveries after a backlog's fill, before the drain
   --herald-pg-options "..."  profiling: extra "-c name=value" settings on Herald's PostgreSQL connections
+  --herald-node-options "..." node's own flags for every Herald process (e.g. "--no-liftoff-only")
   --render FILE.json         write a finished run's Markdown again from its JSON (with --results-md:
                              bench/RESULTS.md too); runs nothing
 `;
@@ -198,6 +199,9 @@ export function parseArgs(argv) {
         break;
       case "--herald-pg-options":
         o.heraldPgOptions = val();
+        break;
+      case "--herald-node-options":
+        o.heraldNodeOptions = val().split(/\s+/).filter(Boolean);
         break;
       case "--herald-log-level":
         o.heraldLogLevel = val();

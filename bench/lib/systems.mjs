@@ -258,9 +258,12 @@ async function startHerald(ctx, tag, setup, sys) {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const { env, schema } = heraldEnv(ctx, tag, sys, port);
-  const nodeArgs = (role) =>
+  const nodeArgs = (role) => [
+    // --herald-node-options: node's flags, before the profiler's.
+    ...(ctx.opts.heraldNodeOptions ?? []),
     // One folder per process: Node writes one profile per thread (tsx's loader runs in a second one).
-    ctx.opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.join(ctx.profileDir, `${tag}-${role}`)}`] : [];
+    ...(ctx.opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.join(ctx.profileDir, `${tag}-${role}`)}`] : []),
+  ];
   const run = (role, args) =>
     spawnProcess(process.execPath, [...nodeArgs(role), heraldBin, ...args], {
       name: `herald-${role}-${tag}`,

@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
 import { loadSettings } from "../config.ts";
 import { createLogger } from "../log.ts";
+import { tuneEmbeddedProcess } from "../runtime/embedded-process.ts";
 import { startHerald, stopOnSignals } from "../runtime/herald.ts";
 import { migrate } from "../store/migrate.ts";
 import { openStore } from "../store/open.ts";
@@ -15,6 +16,12 @@ const program = new Command("herald").description("Herald: outbound webhook deli
 async function serve(roles: { api: boolean; dispatcher: boolean }, opts: { migrate: boolean }) {
   const settings = loadSettings();
   const log = createLogger(settings.logLevel);
+  if (settings.databaseUrl === null) {
+    log.info(
+      { v8_flags: tuneEmbeddedProcess(settings), wasm_optimize: settings.embeddedWasmOptimize },
+      "embedded store: V8 tuned for one process",
+    );
+  }
   const proc = await startHerald(settings, { roles, migrate: opts.migrate, logger: log });
   stopOnSignals(proc, log);
 }

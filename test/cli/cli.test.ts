@@ -159,4 +159,27 @@ describe("herald start on an embedded store", () => {
     after.proc.kill("SIGTERM");
     expect((await after.waitExit("herald start after SIGTERM")).code).toBe(0);
   });
+
+  it("tunes V8 for its one process, and leaves WebAssembly optimised when told to", async () => {
+    const tuning = (stdout: string) =>
+      stdout
+        .split("\n")
+        .filter((line) => line.includes("V8 tuned for one process"))
+        .map((line) => (JSON.parse(line) as { v8_flags: string[] }).v8_flags);
+    for (const [optimize, flags] of [
+      ["false", ["--liftoff-only", "--heap-growing-percent=100"]],
+      ["true", ["--heap-growing-percent=100"]],
+    ] as const) {
+      const c = spawnHerald(["start"], {
+        ...env,
+        HERALD_LOG_LEVEL: "info",
+        HERALD_EMBEDDED_WASM_OPTIMIZE: optimize,
+      });
+      await waitHealthy(c, port);
+      c.proc.kill("SIGTERM");
+      const run = await c.waitExit(`herald start (HERALD_EMBEDDED_WASM_OPTIMIZE=${optimize}) after SIGTERM`);
+      expect(run.code).toBe(0);
+      expect(tuning(run.stdout)).toEqual([flags]);
+    }
+  });
 });
