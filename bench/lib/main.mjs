@@ -11,7 +11,7 @@ import IORedis from "ioredis";
 import pg from "pg";
 import { forkWorker } from "./proc.mjs";
 import { medianOf, renderMarkdown, summarize } from "./report.mjs";
-import { backlog, fanout, latency, retrigger, throughput } from "./scenarios.mjs";
+import { backlog, fanout, floor, latency, retrigger, throughput } from "./scenarios.mjs";
 import { SYSTEMS } from "./systems.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -19,9 +19,12 @@ const benchDir = path.resolve(here, "..");
 const root = path.resolve(benchDir, "..");
 
 /** The default run's scenarios. `retrigger` runs only when asked for: it does not fit the 15 minutes. */
-const DEFAULT_SCENARIOS = ["throughput", "latency", "backlog", "fanout"];
+const DEFAULT_SCENARIOS = ["floor", "throughput", "latency", "backlog", "fanout"];
 const SCENARIOS = [...DEFAULT_SCENARIOS, "retrigger"];
+/** The floor scenario's two table layouts (not systems: PostgreSQL alone, lib/floor.mjs). */
+const FLOOR_TABLES = ["herald-tables", "minimal"];
 const DEFAULT_SYSTEMS = {
+  floor: FLOOR_TABLES,
   throughput: ["ceiling", "bullmq", "pgboss", "herald", "herald-ordered", "herald-embedded"],
   latency: ["bullmq", "pgboss", "herald", "herald-nopush"],
   backlog: ["herald"],
@@ -30,6 +33,7 @@ const DEFAULT_SYSTEMS = {
 };
 /** --quick: a smoke run of every scenario in under two minutes; the competitors only in throughput. */
 const QUICK_SYSTEMS = {
+  floor: FLOOR_TABLES,
   throughput: ["ceiling", "bullmq", "pgboss", "herald", "herald-ordered"],
   latency: ["herald", "herald-nopush"],
   backlog: ["herald"],
@@ -42,8 +46,9 @@ const HELP = `npm run bench -- [options]      (bench/README.md explains every sc
   --quick                    a smoke run of every default scenario in under two minutes: 3,000 deliveries,
                              200 events/s for 10 s, backlog 1,000 vs 100,000, 3 fan-outs; the
                              competitors in throughput only
-  --scenario a,b             throughput, latency, backlog, fanout (memory is sampled in throughput and
-                             backlog; "memory" is an alias of throughput); default: those four.
+  --scenario a,b             floor, throughput, latency, backlog, fanout (memory is sampled in throughput
+                             and backlog; "memory" is an alias of throughput); default: those five.
+                             floor: PostgreSQL alone on Herald's tables and on a minimal job table
                              retrigger (issue 7: a 100,000-ID dry run and a 100,000-item job, 10 to 20
                              minutes) runs only when named here
   --systems a,b              only these systems, in this order: ${Object.keys(SYSTEMS).join(", ")}
@@ -123,7 +128,8 @@ export function parseArgs(argv) {
       case "--scenarios":
         o.scenarios = list().map((s) => (s === "memory" ? "throughput" : s));
         for (const s of o.scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
-        o.scenarios = [...new Set(o.scenarios)];
+        // The floor first: later systems leave tables behind whose autovacuum would count in its CPU.
+        o.scenarios = [...new Set(o.scenarios)].sort((a, b) => (b === "floor") - (a === "floor"));
         break;
       case "--systems":
         o.systems = list();
@@ -417,9 +423,11 @@ export async function main(argv) {
       ? SYSTEMS[s].kind === "herald" && !SYSTEMS[s].subs
       : scenario !== "backlog" || (s !== "ceiling" && s !== "herald-embedded");
   const systemsFor = (scenario) =>
-    opts.systems
-      ? opts.systems.filter((s) => fits(scenario, s))
-      : (opts.quick ? QUICK_SYSTEMS : DEFAULT_SYSTEMS)[scenario];
+    scenario === "floor"
+      ? FLOOR_TABLES
+      : opts.systems
+        ? opts.systems.filter((s) => fits(scenario, s))
+        : (opts.quick ? QUICK_SYSTEMS : DEFAULT_SYSTEMS)[scenario];
   const attempt = async (what, fn) => {
     const t = Date.now();
     log(`${what} …`);
@@ -439,7 +447,9 @@ export async function main(argv) {
       for (const scenario of opts.scenarios) {
         run[scenario] = {};
         for (const key of systemsFor(scenario)) {
-          if (scenario === "throughput") {
+          if (scenario === "floor") {
+            run[scenario][key] = await attempt(`floor ${key}`, () => floor(ctx, key));
+          } else if (scenario === "throughput") {
             run[scenario][key] = await attempt(`throughput ${key}`, () => throughput(ctx, key));
           } else if (scenario === "latency") {
             for (const rate of opts.rates) {
@@ -559,6 +569,8 @@ function brief(r) {
   if (r.p99 !== undefined)
     return `p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms (${r.delivered}/${r.accepted})`;
   if (r.lastP50 !== undefined) return `all 100 in ${r.lastP50} ms (p50)`;
+  if (r.postgres_cpu_us_per_row)
+    return `${r.tables}: PostgreSQL ${r.postgres_cpu_us_per_row.insert} + ${r.postgres_cpu_us_per_row.claim_and_record} µs of CPU per row (${r.n} rows)`;
   if (r.pending !== undefined) return `${r.perSecond}/s draining (fill ${r.insertSeconds} s)`;
   return `${r.perSecond}/s (${r.delivered} in ${r.seconds} s) rss ${JSON.stringify(r.peakRssMiB)}`;
 }

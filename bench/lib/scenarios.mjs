@@ -2,6 +2,7 @@
  * The scenarios. Each runs one system at a time against the shared receiver and returns a plain result
  * object; every wait is bounded in time, every loop in count.
  */
+import { measureFloor } from "./floor.mjs";
 import { cpuMeter, memoryOf, memorySampler, resetPeak } from "./proc.mjs";
 import { EVENT_TYPE, items, SYSTEMS, startSystem } from "./systems.mjs";
 import { now, payload, percentile, sleep } from "./util.mjs";
@@ -28,6 +29,16 @@ export async function ingest(sys, { prefix, total, subs, parallel, deadline }) {
 
 function reachedOrNull(ctx, timeoutMs) {
   return ctx.receiver.waitEvent((m) => m.evt === "reached", timeoutMs).catch(() => null);
+}
+
+/**
+ * (a′) The floor: PostgreSQL alone taking one delivery through Herald's tables (`herald-tables`: the event
+ * and delivery inserted, claimed, recorded) or a minimal job table (`minimal`), no HTTP, no Herald code
+ * (lib/floor.mjs). Runs first, before any system has left tables behind for autovacuum to work on.
+ */
+export async function floor(ctx, key) {
+  const n = Math.max(20_000, Math.min(ctx.opts.n, 100_000));
+  return measureFloor({ pgUrl: ctx.pgUrl, n, minimal: key === "minimal" });
 }
 
 /** (a) + (d): N deliveries as fast as possible, from the first enqueue to the N-th arrival; peak RSS. */

@@ -262,7 +262,9 @@ async function startHerald(ctx, tag, setup, sys) {
     // --herald-node-options: node's flags, before the profiler's.
     ...(ctx.opts.heraldNodeOptions ?? []),
     // One folder per process: Node writes one profile per thread (tsx's loader runs in a second one).
-    ...(ctx.opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.join(ctx.profileDir, `${tag}-${role}`)}`] : []),
+    ...(ctx.opts.cpuProf
+      ? ["--cpu-prof", `--cpu-prof-dir=${path.join(ctx.profileDir, `${tag}-${role}`)}`]
+      : []),
   ];
   const run = (role, args) =>
     spawnProcess(process.execPath, [...nodeArgs(role), heraldBin, ...args], {
