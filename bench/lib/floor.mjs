@@ -21,6 +21,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { cpuMeter } from "./proc.mjs";
+import { EVENT_TYPE, payload } from "./util.mjs";
+import { signatureHeaders } from "./webhook.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -161,4 +163,43 @@ export async function measureFloor({
     await admin.query(`DROP SCHEMA ${schema} CASCADE`);
     await admin.end();
   }
+}
+
+/**
+ * The message's share of the floor, in this process: signing one webhook (its Standard Webhooks headers,
+ * HMAC-SHA256 over `id.timestamp.body`: what Herald and the competitors' workers do for every delivery and
+ * the ceiling does not; the body's JSON the ceiling builds too, so it is left out here), and parsing one
+ * event out of a 1,000-event JSON batch (what any HTTP API accepting the benchmark's events does at least).
+ * CPU microseconds per delivery and per event, from `process.cpuUsage`.
+ */
+export function measureMessage({ n }) {
+  const cpuUs = (fn) => {
+    const t = process.cpuUsage();
+    fn();
+    const used = process.cpuUsage(t);
+    return used.user + used.system;
+  };
+  const data = Array.from({ length: 1000 }, (_, i) => payload(`F-${i}`, i, Date.now()));
+  const bodies = data.map((d) =>
+    JSON.stringify({ type: EVENT_TYPE, timestamp: new Date().toISOString(), data: d }),
+  );
+  const ts = Math.floor(Date.now() / 1000);
+  let sink = 0;
+  const signUs = cpuUs(() => {
+    for (let i = 0; i < n; i++)
+      sink += signatureHeaders(`msg_${i}`, ts, bodies[i % 1000])["webhook-signature"].length;
+  });
+  const batch = JSON.stringify({
+    events: data.map((d) => ({ tenant_id: "t", event_type: EVENT_TYPE, payload: d })),
+  });
+  const rounds = Math.max(1, Math.round(n / 1000));
+  const parseUs = cpuUs(() => {
+    for (let r = 0; r < rounds; r++) sink += JSON.parse(batch).events.length;
+  });
+  if (sink === 0) throw new Error("floor: nothing measured");
+  return {
+    n,
+    sign_us_per_delivery: Math.round((signUs / n) * 100) / 100,
+    parse_us_per_event: Math.round((parseUs / (rounds * 1000)) * 100) / 100,
+  };
 }

@@ -21,8 +21,8 @@ const root = path.resolve(benchDir, "..");
 /** The default run's scenarios. `retrigger` runs only when asked for: it does not fit the 15 minutes. */
 const DEFAULT_SCENARIOS = ["floor", "throughput", "latency", "backlog", "fanout"];
 const SCENARIOS = [...DEFAULT_SCENARIOS, "retrigger"];
-/** The floor scenario's two table layouts (not systems: PostgreSQL alone, lib/floor.mjs). */
-const FLOOR_TABLES = ["herald-tables", "minimal"];
+/** The floor scenario's parts (not systems: PostgreSQL alone on two table layouts, the message; lib/floor.mjs). */
+const FLOOR_TABLES = ["herald-tables", "minimal", "message"];
 const DEFAULT_SYSTEMS = {
   floor: FLOOR_TABLES,
   throughput: ["ceiling", "bullmq", "pgboss", "herald", "herald-ordered", "herald-embedded"],
@@ -569,6 +569,8 @@ function brief(r) {
   if (r.p99 !== undefined)
     return `p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms (${r.delivered}/${r.accepted})`;
   if (r.lastP50 !== undefined) return `all 100 in ${r.lastP50} ms (p50)`;
+  if (r.sign_us_per_delivery !== undefined)
+    return `a webhook signed in ${r.sign_us_per_delivery} µs of CPU, an event parsed in ${r.parse_us_per_event} µs`;
   if (r.postgres_cpu_us_per_row)
     return `${r.tables}: PostgreSQL ${r.postgres_cpu_us_per_row.insert} + ${r.postgres_cpu_us_per_row.claim_and_record} µs of CPU per row (${r.n} rows)`;
   if (r.pending !== undefined) return `${r.perSecond}/s draining (fill ${r.insertSeconds} s)`;

@@ -2,7 +2,7 @@
  * The scenarios. Each runs one system at a time against the shared receiver and returns a plain result
  * object; every wait is bounded in time, every loop in count.
  */
-import { measureFloor } from "./floor.mjs";
+import { measureFloor, measureMessage } from "./floor.mjs";
 import { cpuMeter, memoryOf, memorySampler, resetPeak } from "./proc.mjs";
 import { EVENT_TYPE, items, SYSTEMS, startSystem } from "./systems.mjs";
 import { now, payload, percentile, sleep } from "./util.mjs";
@@ -32,12 +32,15 @@ function reachedOrNull(ctx, timeoutMs) {
 }
 
 /**
- * (a′) The floor: PostgreSQL alone taking one delivery through Herald's tables (`herald-tables`: the event
- * and delivery inserted, claimed, recorded) or a minimal job table (`minimal`), no HTTP, no Herald code
- * (lib/floor.mjs). Runs first, before any system has left tables behind for autovacuum to work on.
+ * (a′) The floor, in three parts: PostgreSQL alone taking one delivery through Herald's tables
+ * (`herald-tables`: the event and delivery inserted, claimed, recorded) or through a minimal job table
+ * (`minimal`), no HTTP, no Herald code; and (`message`) the CPU of building and signing one webhook and of
+ * parsing one event from a JSON batch (lib/floor.mjs). Runs first, before any system has left tables
+ * behind for autovacuum to work on.
  */
 export async function floor(ctx, key) {
   const n = Math.max(20_000, Math.min(ctx.opts.n, 100_000));
+  if (key === "message") return measureMessage({ n });
   return measureFloor({ pgUrl: ctx.pgUrl, n, minimal: key === "minimal" });
 }
 

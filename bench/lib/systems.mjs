@@ -13,14 +13,15 @@ import IORedis from "ioredis";
 import PgBoss from "pg-boss";
 import { Pool } from "undici";
 import { forkWorker, freePort, spawnProcess, stopChild, waitHttpReady, waitOutput } from "./proc.mjs";
-import { payload } from "./util.mjs";
+import { EVENT_TYPE, payload } from "./util.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..", "..");
 const heraldBin = path.join(root, "bin", "herald.js");
 
 export const CONCURRENCY = 64;
-export const EVENT_TYPE = "bench.event";
+export { EVENT_TYPE };
+
 const FANOUT_TYPE = "bench.fanout";
 
 /** Everything the benchmark can run, by key. `herald` marks Herald variants and their settings. */

@@ -36,6 +36,9 @@ export async function waitUntil(check, { timeoutMs, everyMs = 50 }) {
 }
 
 /** A small JSON payload of a realistic size (about 200 bytes), carrying the benchmark's key. */
+/** The event type of every benchmark event but the fan-out's. */
+export const EVENT_TYPE = "bench.event";
+
 export function payload(k, n, t) {
   return {
     k,
