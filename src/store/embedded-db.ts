@@ -69,11 +69,12 @@ function claimDataDir(dir: string): () => void {
 
 /**
  * The embedded store's postgresql.conf, written by PGlite at every open (it replaces the file). PGlite's
- * default shared_buffers, 128 MB, lives in the process's WASM memory; 32 MB kept the benchmark's peak RSS
- * about 100 MiB lower at the same throughput (16 MB saved no more and cost about a tenth of the rate):
- * docs/decisions.md, bench/README.md "Memory".
+ * default shared_buffers, 128 MB, lives in the process's WASM memory. 32 MB kept the benchmark's peak RSS
+ * about 100 MiB lower at the same throughput; with PGlite on V8's baseline compiler (embedded-process.ts),
+ * 16 MB saved 15-20 MiB more at the same throughput, and 8 MB lost a fifth of the rate on 300,000
+ * deliveries: docs/decisions.md, bench/README.md "Memory".
  */
-const EMBEDDED_CONF = ["shared_buffers = 32MB"];
+const EMBEDDED_CONF = ["shared_buffers = 16MB"];
 
 /** How long creating a cluster may take (a few seconds on a laptop) before the child is stopped. */
 const INITDB_TIMEOUT_MS = 120_000;

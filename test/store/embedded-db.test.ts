@@ -23,7 +23,7 @@ describe("the embedded store in a data directory", () => {
     try {
       expect(fs.existsSync(path.join(dir, "pgdata", "PG_VERSION"))).toBe(true);
       const buffers = await first.query<{ shared_buffers: string }>("SHOW shared_buffers");
-      expect(buffers.rows[0]?.shared_buffers).toBe("32MB");
+      expect(buffers.rows[0]?.shared_buffers).toBe("16MB");
       await first.exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (41), (42)");
     } finally {
       await first.close();
@@ -33,7 +33,7 @@ describe("the embedded store in a data directory", () => {
       const rows = await again.query<{ n: number }>("SELECT n FROM kept ORDER BY n");
       expect(rows.rows.map((r) => r.n)).toEqual([41, 42]);
       const buffers = await again.query<{ shared_buffers: string }>("SHOW shared_buffers");
-      expect(buffers.rows[0]?.shared_buffers).toBe("32MB");
+      expect(buffers.rows[0]?.shared_buffers).toBe("16MB");
     } finally {
       await again.close();
     }
