@@ -22,9 +22,9 @@ const root = path.resolve(benchDir, "..");
 const DEFAULT_SCENARIOS = ["floor", "throughput", "latency", "backlog", "fanout"];
 const SCENARIOS = [...DEFAULT_SCENARIOS, "retrigger"];
 /** The floor scenario's parts (not systems: PostgreSQL alone on two table layouts, the message; lib/floor.mjs). */
-const FLOOR_TABLES = ["herald-tables", "minimal", "message"];
+const FLOOR_PARTS = ["herald-tables", "minimal", "message"];
 const DEFAULT_SYSTEMS = {
-  floor: FLOOR_TABLES,
+  floor: FLOOR_PARTS,
   throughput: ["ceiling", "bullmq", "pgboss", "herald", "herald-ordered", "herald-embedded"],
   latency: ["bullmq", "pgboss", "herald", "herald-nopush"],
   backlog: ["herald"],
@@ -33,7 +33,7 @@ const DEFAULT_SYSTEMS = {
 };
 /** --quick: a smoke run of every scenario in under two minutes; the competitors only in throughput. */
 const QUICK_SYSTEMS = {
-  floor: FLOOR_TABLES,
+  floor: FLOOR_PARTS,
   throughput: ["ceiling", "bullmq", "pgboss", "herald", "herald-ordered"],
   latency: ["herald", "herald-nopush"],
   backlog: ["herald"],
@@ -48,7 +48,8 @@ const HELP = `npm run bench -- [options]      (bench/README.md explains every sc
                              competitors in throughput only
   --scenario a,b             floor, throughput, latency, backlog, fanout (memory is sampled in throughput
                              and backlog; "memory" is an alias of throughput); default: those five.
-                             floor: PostgreSQL alone on Herald's tables and on a minimal job table
+                             floor: PostgreSQL alone on Herald's tables and on a minimal job table,
+                             signing a webhook, parsing an event
                              retrigger (issue 7: a 100,000-ID dry run and a 100,000-item job, 10 to 20
                              minutes) runs only when named here
   --systems a,b              only these systems, in this order: ${Object.keys(SYSTEMS).join(", ")}
@@ -424,7 +425,7 @@ export async function main(argv) {
       : scenario !== "backlog" || (s !== "ceiling" && s !== "herald-embedded");
   const systemsFor = (scenario) =>
     scenario === "floor"
-      ? FLOOR_TABLES
+      ? FLOOR_PARTS
       : opts.systems
         ? opts.systems.filter((s) => fits(scenario, s))
         : (opts.quick ? QUICK_SYSTEMS : DEFAULT_SYSTEMS)[scenario];

@@ -85,6 +85,7 @@ export function summarize(agg) {
   const ceilingCpu = tp.ceiling?.cpu && tp.ceiling.delivered > 0 ? tp.ceiling.cpu : null;
   const postMs = ceilingCpu ? (ceilingCpu.machineSeconds * 1000) / tp.ceiling.delivered : null;
   const floorPgUs = pgUs(agg.floor?.["herald-tables"]);
+  const minimalPgUs = pgUs(agg.floor?.minimal);
   const message = agg.floor?.message;
   const messageUs =
     message && !message.error && message.sign_us_per_delivery !== undefined
@@ -103,7 +104,7 @@ export function summarize(agg) {
             pgMs: floorPgUs / 1000,
             signMs: message.sign_us_per_delivery / 1000,
             parseMs: message.parse_us_per_event / 1000,
-            minimalPgMs: pgUs(agg.floor?.minimal) === null ? null : pgUs(agg.floor.minimal) / 1000,
+            minimalPgMs: minimalPgUs === null ? null : minimalPgUs / 1000,
             ms: floorMs,
             rate: (ceilingCpu.cores * 1000) / floorMs,
             cores: ceilingCpu.cores,
@@ -318,7 +319,7 @@ export function renderMarkdown({ agg, meta, summary }) {
     const budget = (target) =>
       target === null
         ? "–"
-        : target > f.rate
+        : beyondFloor(f, target)
           ? `needs ${fmt(target)}/s: **beyond the floor** by ${pct(target / f.rate - 1)}`
           : `needs ${fmt(target)}/s: within the floor, leaving ${pct(1 - target / f.rate)} of its budget for everything else`;
     out.push(
@@ -580,15 +581,19 @@ function retriggerTables(rt) {
   return out;
 }
 
-/** A latency percentile; null with events missing means "longer than the wait" (they never arrived). */
+/** Whether a throughput target (deliveries/s) asks for more than the run's floor allows. */
+function beyondFloor(floor, target) {
+  return target > floor.rate;
+}
+
 /** After a throughput target's met/missed: whether the run's floor (below (a)) allows the target at all. */
 function floorVerdict(s, target) {
   if (!s.floor || target === null) return "";
-  return target > s.floor.rate
-    ? ` — beyond the floor (at most ${fmt(s.floor.rate)}/s here, see (a))`
-    : ` — within the floor (at most ${fmt(s.floor.rate)}/s here, see (a))`;
+  const where = beyondFloor(s.floor, target) ? "beyond" : "within";
+  return ` — ${where} the floor (at most ${fmt(s.floor.rate)}/s here, see (a))`;
 }
 
+/** A latency percentile; null with events missing means "longer than the wait" (they never arrived). */
 function ms(x, r) {
   if ((x === null || x === undefined) && r.missing) return `> ${fmt((r.seconds + r.waitedSeconds) * 1000)}`;
   return fmt(x, 1);

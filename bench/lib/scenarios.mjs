@@ -4,8 +4,8 @@
  */
 import { measureFloor, measureMessage } from "./floor.mjs";
 import { cpuMeter, memoryOf, memorySampler, resetPeak } from "./proc.mjs";
-import { EVENT_TYPE, items, SYSTEMS, startSystem } from "./systems.mjs";
-import { now, payload, percentile, sleep } from "./util.mjs";
+import { items, SYSTEMS, startSystem } from "./systems.mjs";
+import { EVENT_TYPE, now, payload, percentile, sleep } from "./util.mjs";
 
 const BATCH = 1000;
 /** How long the latency scenario waits for the last events after its window (then they count as missing). */
@@ -34,8 +34,8 @@ function reachedOrNull(ctx, timeoutMs) {
 /**
  * (a′) The floor, in three parts: PostgreSQL alone taking one delivery through Herald's tables
  * (`herald-tables`: the event and delivery inserted, claimed, recorded) or through a minimal job table
- * (`minimal`), no HTTP, no Herald code; and (`message`) the CPU of building and signing one webhook and of
- * parsing one event from a JSON batch (lib/floor.mjs). Runs first, before any system has left tables
+ * (`minimal`), no HTTP, no Herald code; and (`message`) the CPU of signing one webhook and of parsing one
+ * event from a JSON batch (lib/floor.mjs). Runs first, before any system has left tables
  * behind for autovacuum to work on.
  */
 export async function floor(ctx, key) {

@@ -20,8 +20,6 @@ const root = path.resolve(here, "..", "..");
 const heraldBin = path.join(root, "bin", "herald.js");
 
 export const CONCURRENCY = 64;
-export { EVENT_TYPE };
-
 const FANOUT_TYPE = "bench.fanout";
 
 /** Everything the benchmark can run, by key. `herald` marks Herald variants and their settings. */

@@ -35,10 +35,10 @@ export async function waitUntil(check, { timeoutMs, everyMs = 50 }) {
   }
 }
 
-/** A small JSON payload of a realistic size (about 200 bytes), carrying the benchmark's key. */
 /** The event type of every benchmark event but the fan-out's. */
 export const EVENT_TYPE = "bench.event";
 
+/** A small JSON payload of a realistic size (about 200 bytes), carrying the benchmark's key. */
 export function payload(k, n, t) {
   return {
     k,
