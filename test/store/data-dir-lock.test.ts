@@ -70,7 +70,8 @@ describe.skipIf(!fs.existsSync("/proc/self/stat"))("the embedded data directory'
     } finally {
       await db.close();
     }
-  });
+    // Opening creates the cluster (PGlite's initdb in a child process): tens of seconds on a busy machine.
+  }, 180_000);
 
   it("a live holder still refuses a second process, naming it", async () => {
     const holderProc = spawn("sh", ["-c", `exec ${holderCommand(dir)}`], { stdio: "ignore" });
