@@ -34,6 +34,11 @@ export interface Settings {
   defaultPendingCeiling: number;
   defaultDlqCeiling: number;
   maxBodyBytes: number;
+  /**
+   * How many subscriptions (not deleted) one tenant may have, unless the admin set another limit for
+   * it (HERALD_MAX_SUBSCRIPTIONS_PER_TENANT; PUT /v1/tenants/:tenant_id/limits).
+   */
+  maxSubscriptionsPerTenant: number;
   logLevel: string;
   /** How often the panel's sampler records pending and DLQ counts (HERALD_SAMPLE_INTERVAL_MS). */
   sampleIntervalMs: number;
@@ -54,6 +59,9 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** The highest subscription limit a tenant may have, by environment or by the admin's override. */
+export const MAX_SUBSCRIPTIONS_LIMIT = 1_000_000;
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -165,6 +173,7 @@ export function loadSettings(env: Env = process.env): Settings {
       maxPendingHardCap,
     ),
     maxBodyBytes: r.int("HERALD_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+    maxSubscriptionsPerTenant: r.int("HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", 100, 1, MAX_SUBSCRIPTIONS_LIMIT),
     logLevel: r.raw("HERALD_LOG_LEVEL") ?? "info",
     sampleIntervalMs: r.int("HERALD_SAMPLE_INTERVAL_MS", 60000, 1000, 3_600_000),
     embeddedWasmOptimize: r.bool("HERALD_EMBEDDED_WASM_OPTIMIZE", false),

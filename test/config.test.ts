@@ -41,6 +41,7 @@ describe("loadSettings", () => {
       defaultPendingCeiling: 10000,
       defaultDlqCeiling: 1000,
       maxBodyBytes: 1048576,
+      maxSubscriptionsPerTenant: 100,
       embeddedWasmOptimize: false,
     });
     // Seven delays: eight attempts.
@@ -68,8 +69,10 @@ describe("loadSettings", () => {
       HERALD_DEFAULT_PENDING_CEILING: "150000",
       HERALD_DATA_DIR: "/tmp/somewhere",
       HERALD_EMBEDDED_WASM_OPTIMIZE: "true",
+      HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "2500",
     });
     expect(s).toMatchObject({
+      maxSubscriptionsPerTenant: 2500,
       databaseUrl: "postgres://u@db:5432/herald",
       adminToken: "a-long-enough-admin-token",
       redisUrl: "redis://cache:6379",
@@ -119,6 +122,9 @@ describe("loadSettings", () => {
     ["HERALD_RETRY_SCHEDULE_MS", { HERALD_RETRY_SCHEDULE_MS: "5,x" }, "x"],
     ["DATABASE_URL", { DATABASE_URL: "mysql://x", HERALD_ADMIN_TOKEN: "a-long-enough-admin-token" }, "mysql"],
     ["HERALD_DEFAULT_PENDING_CEILING", { HERALD_DEFAULT_PENDING_CEILING: "60000" }, "60000"],
+    ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "0" }, "0"],
+    ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "1000001" }, "1000001"],
+    ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "ten" }, "ten"],
   ])("names %s and the value it got (%j)", (variable, env, got) => {
     const problems = problemsOf(env);
     const p = problems.find((m) => m.startsWith(variable));

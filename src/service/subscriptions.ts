@@ -23,6 +23,7 @@ import {
 } from "./context.ts";
 import { diff } from "./diff.ts";
 import { toPage } from "./page.ts";
+import { enforceSubscriptionLimit } from "./tenant-limits.ts";
 
 /** What the API shows of a subscription: never its secrets. */
 export interface SubscriptionView {
@@ -174,6 +175,7 @@ export async function createSubscription(
     secret: generateSecret(),
   };
   const created = await ctx.db.transaction(async (tx) => {
+    await enforceSubscriptionLimit(ctx, tx, tenantId);
     const s = await insertSubscription(tx, row);
     await insertAudit(tx, [
       {

@@ -32,34 +32,85 @@ export class DataDirLockedError extends Error {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/**
+ * What /proc says of a process (Linux): its state letter and its start time (clock ticks after boot,
+ * field 22 of /proc/<pid>/stat); null when there is no such entry (no process, no /proc, or hidden).
+ */
+function procStat(pid: number | "self"): { state: string; startTime: string } | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ")".
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const state = fields[0];
+  const startTime = fields[19];
+  if (state === undefined || startTime === undefined || !/^\d+$/.test(startTime)) return null;
+  return { state, startTime };
+}
+
+/**
+ * The data directory's claim: this process's pid and, where /proc exists, its start time, so a later
+ * reader can tell this process from another that was given the same pid after it died.
+ */
+function claimText(): string {
+  const self = procStat("self");
+  return self ? `${process.pid} ${self.startTime}\n` : `${process.pid}\n`;
+}
+
+/**
+ * Whether the process that wrote a claim still runs. Where /proc shows it: not when it is a zombie
+ * (killed and not yet reaped by its parent, which a supervisor restarting Herald at once after a SIGKILL
+ * sees), nor when its pid now belongs to a process started at another time. Otherwise (no /proc, or a
+ * process /proc hides from this user) signal 0 answers: no such process is dead, anything else alive.
+ */
+function holderAlive(pid: number, startTime: string | null): boolean {
+  const stat = procStat(pid);
+  if (stat !== null) {
+    if (stat.state === "Z" || stat.state === "X" || stat.state === "x") return false;
+    return startTime === null || stat.startTime === startTime;
+  }
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }
 
-/** Claims the data directory for this process: refuses when a live process holds it, takes over a stale claim. */
-function claimDataDir(dir: string): () => void {
+/** A claim's holder: "<pid>" or "<pid> <start time>"; null when the text is neither. */
+function parseClaim(text: string): { pid: number; startTime: string | null } | null {
+  const m = /^(\d+)(?:\s+(\d+))?\s*$/.exec(text.trim());
+  if (!m) return null;
+  const pid = Number(m[1]);
+  return Number.isSafeInteger(pid) && pid > 0 ? { pid, startTime: m[2] ?? null } : null;
+}
+
+/**
+ * Claims the data directory for this process: refuses when a live process holds it, takes over a stale
+ * claim (its holder gone, a zombie, or its pid reused). Returns the release function.
+ */
+export function claimDataDir(dir: string): () => void {
   fs.mkdirSync(dir, { recursive: true });
   const lockPath = path.join(dir, "herald.pid");
+  const mine = claimText();
   for (let i = 0; i < 3; i++) {
     try {
-      fs.writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+      fs.writeFileSync(lockPath, mine, { flag: "wx" });
       return () => {
         try {
-          if (fs.readFileSync(lockPath, "utf8") === String(process.pid)) fs.unlinkSync(lockPath);
+          if (fs.readFileSync(lockPath, "utf8") === mine) fs.unlinkSync(lockPath);
         } catch {
           /* already gone */
         }
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const holder = Number(fs.readFileSync(lockPath, "utf8").trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && pidAlive(holder)) {
-        throw new DataDirLockedError(dir, holder);
+      const holder = parseClaim(fs.readFileSync(lockPath, "utf8"));
+      if (holder && holder.pid !== process.pid && holderAlive(holder.pid, holder.startTime)) {
+        throw new DataDirLockedError(dir, holder.pid);
       }
       fs.rmSync(lockPath, { force: true });
     }
