@@ -8,6 +8,7 @@ import {
   parseRetrySchedule,
   RETRY_SCHEDULE_ENV,
 } from "./domain/retry-schedule.ts";
+import { type EncryptionKey, parseEncryptionKeys } from "./store/secret-box.ts";
 
 export interface Settings {
   databaseUrl: string | null;
@@ -17,6 +18,11 @@ export interface Settings {
   port: number;
   host: string;
   adminToken: string | null;
+  /**
+   * HERALD_ENCRYPTION_KEY: the keys that seal signing secrets at rest, the first sealing, every one
+   * opening (src/store/secret-box.ts). Null on the embedded store: it keeps its own key in the data dir.
+   */
+  encryptionKeys: EncryptionKey[] | null;
   allowPrivateTargets: boolean;
   pushDrain: boolean;
   drainLockTtlMs: number;
@@ -115,6 +121,15 @@ class Reader {
     }
   }
 
+  encryptionKeys(): EncryptionKey[] | null {
+    const v = this.raw("HERALD_ENCRYPTION_KEY");
+    if (v === undefined) return null;
+    const parsed = parseEncryptionKeys(v);
+    if (parsed.ok) return parsed.keys;
+    this.problems.push(parsed.message);
+    return null;
+  }
+
   retrySchedule(): number[] {
     const v = this.raw(RETRY_SCHEDULE_ENV);
     if (v === undefined) return [...DEFAULT_RETRY_SCHEDULE_MS];
@@ -139,6 +154,12 @@ export function loadSettings(env: Env = process.env): Settings {
   if (databaseUrl !== null && adminToken === null) {
     r.problems.push("HERALD_ADMIN_TOKEN is required when DATABASE_URL is set");
   }
+  const encryptionKeys = r.encryptionKeys();
+  if (databaseUrl !== null && r.raw("HERALD_ENCRYPTION_KEY") === undefined) {
+    r.problems.push(
+      "HERALD_ENCRYPTION_KEY is required when DATABASE_URL is set: <key id>:<base64 of 32 bytes>, e.g. k1:$(openssl rand -base64 32)",
+    );
+  }
   const settings: Settings = {
     databaseUrl,
     dataDir: path.resolve(r.raw("HERALD_DATA_DIR") ?? "./.herald"),
@@ -147,6 +168,7 @@ export function loadSettings(env: Env = process.env): Settings {
     port: r.int("HERALD_PORT", 8080, 0, 65535),
     host: r.raw("HERALD_HOST") ?? "127.0.0.1",
     adminToken,
+    encryptionKeys,
     allowPrivateTargets: r.bool("HERALD_ALLOW_PRIVATE_TARGETS", false),
     pushDrain: r.bool("HERALD_PUSH_DRAIN", true),
     drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
@@ -190,8 +212,14 @@ export function loadSettings(env: Env = process.env): Settings {
   return settings;
 }
 
+/** The HERALD_ENCRYPTION_KEY of tests (and of child processes they start): a fixed, public key. */
+export const TEST_ENCRYPTION_KEY = "test:dGVzdC1lbmNyeXB0aW9uLWtleS0wMTIzNDU2Nzg5YWI=";
+
 /** Settings for tests and embedding: defaults, overridden field by field. */
 export function testSettings(overrides: Partial<Settings> = {}): Settings {
-  const base = loadSettings({ HERALD_ADMIN_TOKEN: "test-admin-token-0123456789" });
+  const base = loadSettings({
+    HERALD_ADMIN_TOKEN: "test-admin-token-0123456789",
+    HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+  });
   return { ...base, ...overrides };
 }

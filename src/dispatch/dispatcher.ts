@@ -7,13 +7,15 @@ import type { Metrics } from "../metrics.ts";
 import { type ClaimedDelivery, claimDue } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import { type AttemptResult, recordResults } from "../store/record.ts";
-import { buildRequest } from "./message.ts";
+import { buildRequest, type SecretOpener } from "./message.ts";
 import { attemptResult } from "./outcome.ts";
 import { Wakeup } from "./wakeup.ts";
 
 export interface DispatcherOptions {
   db: Db;
   settings: Settings;
+  /** Opens the sealed signing secrets a claim returns (src/store/secret-box.ts). */
+  secrets: SecretOpener;
   log: Logger;
   sender: Sender;
   metrics: Metrics;
@@ -194,7 +196,7 @@ export class Dispatcher {
     if (d.ordering === "ordered") this.orderedOut.add(d.subscription_id);
     const task = (async () => {
       try {
-        const sent = await sender.send(buildRequest(d));
+        const sent = await sender.send(buildRequest(d, this.opts.secrets));
         metrics.attemptLatency.observe(sent.latencyMs / 1000);
         const result = attemptResult(
           d.delivery_id,

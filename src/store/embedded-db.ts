@@ -2,7 +2,9 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
+import { makePrivateDir, tightenTree } from "./data-dir.ts";
 import type { Db, Queryable, QueryOptions, QueryResult } from "./db.ts";
+import { redactDbError, statementLabel } from "./db-error.ts";
 import { preparedStatements } from "./embedded-prepared.ts";
 
 interface PgliteLike {
@@ -12,12 +14,21 @@ interface PgliteLike {
   ): Promise<{ rows: R[]; affectedRows?: number; command?: string; rowCount?: number }>;
 }
 
+/** Where the embedded store reports what it did to its data directory. */
+export interface EmbeddedDbOptions {
+  log?: { warn(obj: object, msg: string): void };
+}
+
 function wrap(conn: PgliteLike): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
-      const res = await conn.query<R>(sql, params as unknown[]);
-      const rowCount = res.rows.length > 0 ? res.rows.length : (res.affectedRows ?? 0);
-      return { rows: res.rows, rowCount };
+      try {
+        const res = await conn.query<R>(sql, params as unknown[]);
+        const rowCount = res.rows.length > 0 ? res.rows.length : (res.affectedRows ?? 0);
+        return { rows: res.rows, rowCount };
+      } catch (err) {
+        throw redactDbError(err, statementLabel(sql));
+      }
     },
   };
 }
@@ -93,12 +104,12 @@ function parseClaim(text: string): { pid: number; startTime: string | null } | n
  * claim (its holder gone, a zombie, or its pid reused). Returns the release function.
  */
 export function claimDataDir(dir: string): () => void {
-  fs.mkdirSync(dir, { recursive: true });
+  makePrivateDir(dir);
   const lockPath = path.join(dir, "herald.pid");
   const mine = claimText();
   for (let i = 0; i < 3; i++) {
     try {
-      fs.writeFileSync(lockPath, mine, { flag: "wx" });
+      fs.writeFileSync(lockPath, mine, { flag: "wx", mode: 0o600 });
       return () => {
         try {
           if (fs.readFileSync(lockPath, "utf8") === mine) fs.unlinkSync(lockPath);
@@ -180,8 +191,18 @@ await db.close();`;
  * PGlite is imported here, when the embedded store is opened, not at the top of the module: loading it
  * costs about 40 MiB, which a process on PostgreSQL (DATABASE_URL set) must not pay (docs/decisions.md).
  */
-export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
+export async function createEmbeddedDb(dataDir: string | null, opts: EmbeddedDbOptions = {}): Promise<Db> {
   const unclaim = dataDir ? claimDataDir(dataDir) : () => {};
+  if (dataDir) {
+    // Before PGlite starts: what an earlier version, or another program, left readable (data-dir.ts).
+    const tightened = tightenTree(dataDir);
+    if (tightened > 0) {
+      opts.log?.warn(
+        { data_dir: dataDir, entries: tightened },
+        "the data directory was open to other local users: made it 0700 and its files 0600",
+      );
+    }
+  }
   let pglite: PGlite;
   let runNamed: ReturnType<typeof preparedStatements>;
   try {
@@ -191,6 +212,9 @@ export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
       const pgdata = path.join(dataDir, "pgdata");
       await initClusterApart(pgdata);
       pglite = await PGlite.create(pgdata, { parsers, postgresqlconf: EMBEDDED_CONF });
+      // Again after PGlite's start: initdb's files and those PGlite writes at every start come out wider
+      // than 0600 (data-dir.ts). Expected, so not reported.
+      tightenTree(dataDir);
     } else {
       pglite = await PGlite.create({ parsers, postgresqlconf: EMBEDDED_CONF });
     }
@@ -202,20 +226,42 @@ export async function createEmbeddedDb(dataDir: string | null): Promise<Db> {
   const q = wrap(pglite);
   return {
     kind: "embedded",
-    query<R>(sql: string, params: readonly unknown[] = [], opts?: QueryOptions): Promise<QueryResult<R>> {
-      return opts?.name ? runNamed<R>(opts.name, sql, params) : q.query<R>(sql, params);
+    async query<R>(
+      sql: string,
+      params: readonly unknown[] = [],
+      options?: QueryOptions,
+    ): Promise<QueryResult<R>> {
+      if (!options?.name) return q.query<R>(sql, params);
+      try {
+        return await runNamed<R>(options.name, sql, params);
+      } catch (err) {
+        throw redactDbError(err, statementLabel(sql, options.name));
+      }
     },
     async exec(sql: string) {
-      await pglite.exec(sql);
+      try {
+        await pglite.exec(sql);
+      } catch (err) {
+        throw redactDbError(err, statementLabel(sql));
+      }
     },
-    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return pglite.transaction((tx) => fn(wrap(tx)));
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      try {
+        return await pglite.transaction((tx) => fn(wrap(tx)));
+      } catch (err) {
+        throw redactDbError(err, "transaction");
+      }
     },
     async close() {
       try {
         await pglite.close();
       } finally {
-        unclaim();
+        try {
+          // Files PGlite wrote while it ran with a wider mode than asked (data-dir.ts).
+          if (dataDir) tightenTree(dataDir);
+        } finally {
+          unclaim();
+        }
       }
     },
   };

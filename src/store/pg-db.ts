@@ -1,5 +1,6 @@
 import pg from "pg";
 import { type Db, type Queryable, type QueryOptions, type QueryResult, retryingConflicts } from "./db.ts";
+import { redactDbError, statementLabel } from "./db-error.ts";
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -31,10 +32,15 @@ function wrap(client: pg.Pool | pg.PoolClient, planned?: () => pg.Pool): Queryab
       opts?: QueryOptions,
     ): Promise<QueryResult<R>> {
       const values = params as unknown[];
-      const res = opts?.name
-        ? await (planned?.() ?? client).query({ name: opts.name, text: sql, values })
-        : await client.query(sql, values);
-      return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+      try {
+        const res = opts?.name
+          ? await (planned?.() ?? client).query({ name: opts.name, text: sql, values })
+          : await client.query(sql, values);
+        return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+      } catch (err) {
+        // A DatabaseError's detail can quote the failing row; see db-error.ts.
+        throw redactDbError(err, statementLabel(sql, opts?.name));
+      }
     },
   };
 }
@@ -75,7 +81,11 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
     kind: "postgres",
     query: q.query,
     async exec(sql: string) {
-      await pool.query(sql);
+      try {
+        await pool.query(sql);
+      } catch (err) {
+        throw redactDbError(err, statementLabel(sql));
+      }
     },
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       return retryingConflicts(async () => {
@@ -87,7 +97,7 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
           return out;
         } catch (err) {
           await client.query("ROLLBACK").catch(() => {});
-          throw err;
+          throw redactDbError(err, "transaction");
         } finally {
           client.release();
         }
