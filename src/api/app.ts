@@ -7,10 +7,12 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from "fastify";
+import { LoginLimit } from "../domain/login-limit.ts";
 import { HeraldError } from "../errors.ts";
 import { panelPlugin } from "../panel/plugin.ts";
-import type { Actor, ServiceContext } from "../service/context.ts";
-import { authenticate } from "../service/tokens.ts";
+import type { ServiceContext } from "../service/context.ts";
+import { bearerAuth, declareActor } from "./auth.ts";
+import { clientErrorHandler, frameworkErrors } from "./framework-errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -18,12 +20,6 @@ import { retriggerRoutes } from "./routes/retriggers.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import { auditRoutes, tokenRoutes } from "./routes/tokens-audit.ts";
 import { ErrorBody } from "./schemas.ts";
-
-declare module "fastify" {
-  interface FastifyRequest {
-    actor: Actor;
-  }
-}
 
 export type App = FastifyInstance;
 
@@ -106,6 +102,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: ctx.settings.maxBodyBytes + 64 * 1024,
     // Behind a TLS-terminating proxy: the client's address and https come from X-Forwarded-*.
     trustProxy: ctx.settings.trustProxy,
+    frameworkErrors,
+    clientErrorHandler,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
@@ -134,26 +132,31 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       .send({ error: { code: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` } }),
   );
 
-  // Set by the onRequest hook below before any /v1 handler runs.
-  (app.decorateRequest as (name: string, value: unknown) => void)("actor", null);
-  app.addHook("onRequest", async (req) => {
-    if (!req.url.startsWith("/v1/")) return;
-    const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!m?.[1])
-      throw new HeraldError("unauthorized", "missing bearer token (Authorization: Bearer <token>)");
-    const actor = await authenticate(ctx, opts.adminToken, m[1]);
-    if (!actor) throw new HeraldError("unauthorized", "unknown or revoked token");
-    req.actor = actor;
+  declareActor(app);
+  const authn = bearerAuth({
+    ctx,
+    adminToken: opts.adminToken,
+    failures: new LoginLimit({
+      maxFailures: ctx.settings.authFailureLimit,
+      windowMs: ctx.settings.authFailureWindowMs,
+      maxClients: 10_000,
+    }),
   });
-
   await app.register(healthRoutes(ctx, opts.readiness));
-  await app.register(eventRoutes(ctx), { prefix: "/v1" });
-  await app.register(subscriptionRoutes(ctx), { prefix: "/v1" });
-  await app.register(operatorRoutes(ctx), { prefix: "/v1" });
-  await app.register(retriggerRoutes(ctx), { prefix: "/v1" });
-  await app.register(tokenRoutes(ctx), { prefix: "/v1" });
-  await app.register(auditRoutes(ctx), { prefix: "/v1" });
+  // Every /v1 route is registered in this scope, whose onRequest hook authenticates: the decision
+  // follows the route the router matched, not how the request spelled its path.
+  await app.register(
+    async (v1) => {
+      v1.addHook("onRequest", authn);
+      await v1.register(eventRoutes(ctx));
+      await v1.register(subscriptionRoutes(ctx));
+      await v1.register(operatorRoutes(ctx));
+      await v1.register(retriggerRoutes(ctx));
+      await v1.register(tokenRoutes(ctx));
+      await v1.register(auditRoutes(ctx));
+    },
+    { prefix: "/v1" },
+  );
   await app.register(panelPlugin({ ctx, adminToken: opts.adminToken }), { prefix: "/webhooks" });
   if (opts.register) await opts.register(app);
 
