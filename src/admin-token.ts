@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { ConfigError, weakTokenProblem } from "./config.ts";
 import { newTokenValue } from "./ids.ts";
 
 /**
@@ -14,11 +15,17 @@ export function resolveAdminToken(
   const file = path.join(dataDir, "admin-token");
   try {
     const existing = fs.readFileSync(file, "utf8").trim();
-    if (existing) return { token: existing, created: false };
+    if (existing) {
+      const problem = weakTokenProblem(existing);
+      if (problem)
+        throw new ConfigError([`the admin token in ${file} ${problem}: replace or delete the file`]);
+      return { token: existing, created: false };
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   fs.mkdirSync(dataDir, { recursive: true });
+  // 4 + 43 characters (256 random bits), well above MIN_ADMIN_TOKEN_LENGTH.
   const token = `hra_${newTokenValue().slice(4)}`;
   fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return { token, created: true };

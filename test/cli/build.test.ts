@@ -95,7 +95,7 @@ describe("bin/herald.js", () => {
           {
             cwd: dir,
             env: store
-              ? { ...env, DATABASE_URL: store.databaseUrl ?? "", HERALD_ADMIN_TOKEN: "t".repeat(40) }
+              ? { ...env, DATABASE_URL: store.databaseUrl ?? "", HERALD_ADMIN_TOKEN: "build-test-admin-token-0123456789abcdef" }
               : { ...env, HERALD_DATA_DIR: path.join(dir, "data") },
           },
         );
