@@ -12,6 +12,7 @@ import { loginPage, problemFragment, problemPage } from "./pages/login.ts";
 import { logRoutes } from "./routes/logs.ts";
 import { retriggerRoutes } from "./routes/retriggers.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -213,5 +214,6 @@ export function panelPlugin(opts: PanelOptions) {
     subscriptionRoutes(app, deps);
     logRoutes(app, deps);
     retriggerRoutes(app, deps);
+    tokenRoutes(app, deps);
   };
 }
