@@ -11,7 +11,7 @@ import { LoginLimit } from "../domain/login-limit.ts";
 import { HeraldError } from "../errors.ts";
 import { panelPlugin } from "../panel/plugin.ts";
 import type { ServiceContext } from "../service/context.ts";
-import { bearerAuth, declareActor } from "./auth.ts";
+import { bearerAuth, declareActor, metricsAuth } from "./auth.ts";
 import { clientErrorHandler, frameworkErrors } from "./framework-errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
@@ -27,8 +27,10 @@ export interface AppOptions {
   ctx: ServiceContext;
   adminToken: string;
   readiness?: Readiness;
-  /** Extra plugins (metrics, panel) registered by the process. */
+  /** Extra plugins registered by the process. */
   register?: (app: FastifyInstance) => Promise<void>;
+  /** The process's Prometheus metrics, served at GET /metrics (behind HERALD_METRICS_TOKEN when set). */
+  metrics?: { contentType: string; render(): Promise<string> };
 }
 
 interface AjvError {
@@ -93,6 +95,9 @@ function toHeraldError(err: FastifyError, req: FastifyRequest): HeraldError {
   return new HeraldError("internal", "internal error");
 }
 
+/** Client addresses the failed-authentication table remembers at most (the oldest is forgotten first). */
+const AUTH_FAILURE_CLIENTS = 10_000;
+
 /** The HTTP API as a Fastify instance (not listening): the process or a test decides where it serves. */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { ctx } = opts;
@@ -133,15 +138,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
 
   declareActor(app);
-  const authn = bearerAuth({
-    ctx,
-    adminToken: opts.adminToken,
-    failures: new LoginLimit({
-      maxFailures: ctx.settings.authFailureLimit,
-      windowMs: ctx.settings.authFailureWindowMs,
-      maxClients: 10_000,
-    }),
+  // Failed bearer authentications per client address, for every route that takes a bearer token.
+  const failures = new LoginLimit({
+    maxFailures: ctx.settings.authFailureLimit,
+    windowMs: ctx.settings.authFailureWindowMs,
+    maxClients: AUTH_FAILURE_CLIENTS,
   });
+  const authn = bearerAuth({ ctx, adminToken: opts.adminToken, failures });
   await app.register(healthRoutes(ctx, opts.readiness));
   // Every /v1 route is registered in this scope, whose onRequest hook authenticates: the decision
   // follows the route the router matched, not how the request spelled its path.
@@ -158,6 +161,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     { prefix: "/v1" },
   );
   await app.register(panelPlugin({ ctx, adminToken: opts.adminToken }), { prefix: "/webhooks" });
+  const metrics = opts.metrics;
+  if (metrics) {
+    const { metricsToken } = ctx.settings;
+    app.get(
+      "/metrics",
+      { schema: { hide: true }, ...(metricsToken ? { onRequest: metricsAuth(metricsToken, failures) } : {}) },
+      async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()),
+    );
+  }
   if (opts.register) await opts.register(app);
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

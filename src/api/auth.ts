@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { LoginLimit } from "../domain/login-limit.ts";
 import { HeraldError } from "../errors.ts";
@@ -82,5 +83,28 @@ export function bearerAuth(opts: BearerAuthOptions) {
     if (wait > 0) return sendRateLimited(reply, wait, "authentications");
     opts.failures.failed(req.ip, now);
     throw new HeraldError("unauthorized", "unknown or revoked token");
+  };
+}
+
+/**
+ * The onRequest hook of GET /metrics when HERALD_METRICS_TOKEN is set: that bearer token (compared in
+ * constant time) or 401; wrong tokens count against the client like any failed authentication.
+ */
+export function metricsAuth(token: string, failures: LoginLimit) {
+  const expected = createHash("sha256").update(token).digest();
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const presented = bearerOf(req.headers.authorization);
+    if (presented === null) {
+      throw new HeraldError(
+        "unauthorized",
+        "/metrics needs its token (Authorization: Bearer <HERALD_METRICS_TOKEN>)",
+      );
+    }
+    if (timingSafeEqual(createHash("sha256").update(presented).digest(), expected)) return undefined;
+    const now = Date.now();
+    const wait = failures.retryAfterMs(req.ip, now);
+    if (wait > 0) return sendRateLimited(reply, wait, "authentications");
+    failures.failed(req.ip, now);
+    throw new HeraldError("unauthorized", "wrong metrics token");
   };
 }

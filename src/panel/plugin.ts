@@ -179,22 +179,25 @@ export function panelPlugin(opts: PanelOptions) {
       const form = formOf(req.body);
       const next = safeBack(form.next, "/webhooks");
       const token = form.token ?? "";
-      const wait = loginLimit.retryAfterMs(req.ip, Date.now());
-      if (wait > 0) {
-        const minutes = Math.ceil(wait / 60_000);
-        reply.header("Retry-After", String(Math.ceil(wait / 1000)));
-        return sendHtml(
-          reply,
-          429,
-          loginPage({
-            next,
-            error: `Too many wrong tokens from this address: try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
-          }),
-        );
-      }
       if (token === "") return sendHtml(reply, 400, loginPage({ next, error: "Enter the admin token." }));
+      // The right token always logs in, also from an address over its limit (it clears the count):
+      // someone guessing from the same address, or behind the same proxy, cannot lock the operator out.
       if (!auth.isAdminToken(token)) {
-        loginLimit.failed(req.ip, Date.now());
+        const now = Date.now();
+        const wait = loginLimit.retryAfterMs(req.ip, now);
+        if (wait > 0) {
+          const minutes = Math.ceil(wait / 60_000);
+          reply.header("Retry-After", String(Math.ceil(wait / 1000)));
+          return sendHtml(
+            reply,
+            429,
+            loginPage({
+              next,
+              error: `Too many wrong tokens from this address: try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+            }),
+          );
+        }
+        loginLimit.failed(req.ip, now);
         return sendHtml(reply, 401, loginPage({ next, error: "That is not the admin token." }));
       }
       loginLimit.succeeded(req.ip);

@@ -119,3 +119,115 @@ describe.each(STORE_KINDS)("authentication on the %s store", (kind) => {
     });
   });
 });
+
+describe.each(STORE_KINDS)(
+  "failed bearer authentications are rate-limited per client (issue 18, item 10) on the %s store",
+  (kind) => {
+    let h: TestHerald;
+    let tenantToken: string;
+    beforeAll(async () => {
+      // A window far longer than the test, so that it cannot end in the middle of it.
+      h = await startTestHerald(kind, {
+        trustProxy: true,
+        authFailureLimit: 5,
+        authFailureWindowMs: 3_600_000,
+      });
+      const t = await h.api<{ token: string }>("POST", "/v1/tokens", { tenant_id: "limited" });
+      tenantToken = t.body.token;
+    });
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    const from = (ip: string) => ({ "x-forwarded-for": ip });
+
+    it("answers 401 to the first 5 wrong tokens, then 429 with Retry-After in the error shape", async () => {
+      for (let i = 0; i < 5; i++) {
+        const r = await h.api<Err>(
+          "GET",
+          "/v1/subscriptions",
+          undefined,
+          `hrd_guess_${i}`,
+          from("198.51.100.1"),
+        );
+        expect(r.status).toBe(401);
+      }
+      for (const guess of ["hrd_guess_5", "not-even-a-tenant-token"]) {
+        const res = await fetch(`${h.url}/v1/subscriptions`, {
+          headers: { authorization: `Bearer ${guess}`, ...from("198.51.100.1") },
+        });
+        expect(res.status).toBe(429);
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+        expectErrorShape(await res.text(), "rate_limited");
+      }
+    });
+
+    it("still accepts a correct token from a limited address, and limits only that address", async () => {
+      for (let i = 0; i < 6; i++) {
+        await h.api("GET", "/v1/subscriptions", undefined, `hrd_other_${i}`, from("198.51.100.2"));
+      }
+      expect(
+        (await h.api("GET", "/v1/subscriptions", undefined, "hrd_more", from("198.51.100.2"))).status,
+      ).toBe(429);
+      expect((await h.api("GET", "/v1/subscriptions", undefined, ADMIN, from("198.51.100.2"))).status).toBe(
+        200,
+      );
+      expect(
+        (await h.api("GET", "/v1/subscriptions", undefined, tenantToken, from("198.51.100.2"))).status,
+      ).toBe(200);
+      // A success does not clear the count (a tenant could otherwise interleave guesses with its token).
+      expect(
+        (await h.api("GET", "/v1/subscriptions", undefined, "hrd_after", from("198.51.100.2"))).status,
+      ).toBe(429);
+      expect(
+        (await h.api("GET", "/v1/subscriptions", undefined, "hrd_guess", from("198.51.100.3"))).status,
+      ).toBe(401);
+    });
+
+    it("never limits successful authentications", async () => {
+      for (let i = 0; i < 20; i++) {
+        expect((await h.api("GET", "/v1/subscriptions", undefined, ADMIN, from("198.51.100.4"))).status).toBe(
+          200,
+        );
+      }
+    });
+  },
+);
+
+describe("HERALD_METRICS_TOKEN (issue 18, item 11)", () => {
+  let open: TestHerald;
+  let guarded: TestHerald;
+  const METRICS = "metrics-scrape-token-0123456789";
+  beforeAll(async () => {
+    open = await startTestHerald("embedded");
+    guarded = await startTestHerald("embedded", { metricsToken: METRICS });
+  });
+  afterAll(async () => {
+    await open?.close();
+    await guarded?.close();
+  });
+
+  it("leaves /metrics open when unset", async () => {
+    const r = await fetch(`${open.url}/metrics`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain("herald_deliveries_total");
+  });
+
+  it("requires the bearer token when set: none or a wrong one (the admin token too) is a 401", async () => {
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: "Bearer wrong-metrics-token" },
+      { authorization: `Bearer ${ADMIN}` },
+    ];
+    for (const headers of attempts) {
+      const r = await fetch(`${guarded.url}/metrics`, { headers });
+      expect(r.status).toBe(401);
+      expectErrorShape(await r.text(), "unauthorized");
+    }
+    const ok = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${METRICS}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain("herald_deliveries_total");
+    const encoded = await rawRequest(guarded.url, "GET", "/%6detrics");
+    expect(encoded.status).toBe(401);
+  });
+});
