@@ -1,5 +1,10 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliEnv, runHerald } from "../support/cli.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
+import { freePort } from "../support/port.ts";
 import { STORE_KINDS } from "../support/store.ts";
 import { rawHttp, rawRequest } from "./raw-http.ts";
 
@@ -229,5 +234,32 @@ describe("HERALD_METRICS_TOKEN (issue 18, item 11)", () => {
     expect(await ok.text()).toContain("herald_deliveries_total");
     const encoded = await rawRequest(guarded.url, "GET", "/%6detrics");
     expect(encoded.status).toBe(401);
+  });
+});
+
+describe("a weak admin token stops `herald start` (issue 18, item 10)", () => {
+  const dirs: string[] = [];
+  const dataDir = () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "herald-weak-token-"));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it("refuses HERALD_ADMIN_TOKEN=aaaaaaaaaaaaaaaa with exit 2 and a message naming the variable", async () => {
+    const env = { ...cliEnv(dataDir(), await freePort()), HERALD_ADMIN_TOKEN: "aaaaaaaaaaaaaaaa" };
+    const run = await runHerald(["start"], env);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("HERALD_ADMIN_TOKEN must be at least 32 characters long");
+  });
+
+  it("refuses a short token kept in the data directory", async () => {
+    const dir = dataDir();
+    fs.writeFileSync(path.join(dir, "admin-token"), "short-token-0123\n", { mode: 0o600 });
+    const run = await runHerald(["start"], cliEnv(dir, await freePort()));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("admin-token must be at least 32 characters long");
   });
 });
