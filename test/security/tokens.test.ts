@@ -142,10 +142,12 @@ describe("token verbs of the CLI (issue 18, item 9)", () => {
     await h?.close();
   });
 
-  it("creates, lists and revokes with --json; a revoked token is refused; errors are JSON too", async () => {
+  let created: Token & { token: string };
+
+  it("creates and lists with --json and as a table, never showing the value in a list", async () => {
     const c = await herald(h, ADMIN, "tokens", "create", "--tenant", "cli-t", "--name", "ci", "--json");
     expect(c.code, c.err).toBe(0);
-    const created = JSON.parse(c.out) as Token & { token: string };
+    created = JSON.parse(c.out) as Token & { token: string };
     expect(created).toMatchObject({ tenant_id: "cli-t", name: "ci" });
 
     const l = await herald(h, ADMIN, "tokens", "list", "--tenant", "cli-t", "--json");
@@ -157,21 +159,24 @@ describe("token verbs of the CLI (issue 18, item 9)", () => {
     const human = await herald(h, ADMIN, "tokens", "list");
     expect(human.out).toContain(created.token_id);
     expect(human.out).toContain("cli-t");
+  });
 
+  it("revokes with --json; the revoked token is refused at once", async () => {
     const r = await herald(h, ADMIN, "tokens", "revoke", created.token_id, "--reason", "rotated", "--json");
     expect(r.code, r.err).toBe(0);
     expect((JSON.parse(r.out) as Token).revoked_at).not.toBeNull();
     expect((await h.api("GET", "/v1/subscriptions", undefined, created.token)).status).toBe(401);
+    const all = await herald(h, ADMIN, "tokens", "list", "--tenant", "cli-t", "--all", "--json");
+    expect((JSON.parse(all.out) as { items: Token[] }).items).toHaveLength(1);
+  });
 
+  it("answers errors as JSON with --json: a second revocation, a revoked token", async () => {
     const again = await herald(h, ADMIN, "tokens", "revoke", created.token_id, "--json");
     expect(again.code).toBe(1);
     expect(JSON.parse(again.err)).toMatchObject({ error: { code: "conflict" } });
     const denied = await herald(h, created.token, "tokens", "list", "--json");
     expect(denied.code).toBe(1);
     expect(JSON.parse(denied.err)).toMatchObject({ error: { code: "unauthorized" } });
-
-    const all = await herald(h, ADMIN, "tokens", "list", "--tenant", "cli-t", "--all", "--json");
-    expect((JSON.parse(all.out) as { items: Token[] }).items).toHaveLength(1);
   });
 });
 
