@@ -1,11 +1,15 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../src/api/app.ts";
+import { testSettings } from "../../src/config.ts";
+import { NO_HOOKS } from "../../src/service/context.ts";
 import { cliEnv, runHerald } from "../support/cli.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
 import { freePort } from "../support/port.ts";
-import { STORE_KINDS } from "../support/store.ts";
+import { createTestStore, STORE_KINDS } from "../support/store.ts";
 import { rawHttp, rawRequest } from "./raw-http.ts";
 
 interface Err {
@@ -261,5 +265,27 @@ describe("a weak admin token stops `herald start` (issue 18, item 10)", () => {
     const run = await runHerald(["start"], cliEnv(dir, await freePort()));
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("admin-token must be at least 32 characters long");
+  });
+});
+
+describe("req.actor fails closed", () => {
+  it("a route registered outside the authenticated scope that reads req.actor answers 401, not 500", async () => {
+    const store = await createTestStore("embedded");
+    const ctx = { db: store.db, settings: testSettings(), log: pino({ level: "silent" }), hooks: NO_HOOKS };
+    const app = await buildApp({
+      ctx,
+      adminToken: ADMIN,
+      register: async (a) => {
+        a.get("/outside", async (req) => ({ kind: req.actor.kind }));
+      },
+    });
+    try {
+      const r = await app.inject({ method: "GET", url: "/outside" });
+      expect(r.statusCode).toBe(401);
+      expectErrorShape(r.body, "unauthorized");
+    } finally {
+      await app.close();
+      await store.dispose();
+    }
   });
 });
