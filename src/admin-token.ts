@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { ConfigError, weakTokenProblem } from "./config.ts";
 import { newTokenValue } from "./ids.ts";
 import { makePrivateDir, writePrivateFile } from "./store/data-dir.ts";
 
@@ -15,11 +16,17 @@ export function resolveAdminToken(
   const file = path.join(dataDir, "admin-token");
   try {
     const existing = fs.readFileSync(file, "utf8").trim();
-    if (existing) return { token: existing, created: false };
+    if (existing) {
+      const problem = weakTokenProblem(existing);
+      if (problem)
+        throw new ConfigError([`the admin token in ${file} ${problem}: replace or delete the file`]);
+      return { token: existing, created: false };
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   makePrivateDir(dataDir);
+  // 4 + 43 characters (256 random bits), well above MIN_ADMIN_TOKEN_LENGTH.
   const token = `hra_${newTokenValue().slice(4)}`;
   writePrivateFile(file, `${token}\n`);
   return { token, created: true };

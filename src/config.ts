@@ -23,6 +23,11 @@ export interface Settings {
    * opening (src/store/secret-box.ts). Null on the embedded store: it keeps its own key in the data dir.
    */
   encryptionKeys: EncryptionKey[] | null;
+  /** When set, GET /metrics requires `Authorization: Bearer <this>` (HERALD_METRICS_TOKEN). */
+  metricsToken: string | null;
+  /** Failed bearer authentications a client address may make per window before it gets 429s. */
+  authFailureLimit: number;
+  authFailureWindowMs: number;
   allowPrivateTargets: boolean;
   pushDrain: boolean;
   drainLockTtlMs: number;
@@ -140,6 +145,20 @@ class Reader {
   }
 }
 
+/** The smallest admin token Herald accepts. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/**
+ * Why a configured token is too easy to guess (the sentence after its variable's name), or null when
+ * it is acceptable: at least `min` characters, not one character repeated, and no whitespace.
+ */
+export function weakTokenProblem(token: string, min = MIN_ADMIN_TOKEN_LENGTH): string | null {
+  if (token.length < min) return `must be at least ${min} characters long; got ${token.length}`;
+  if (/\s/.test(token)) return "must not contain whitespace";
+  if (new Set(token).size === 1) return "must not be one character repeated";
+  return null;
+}
+
 /** Reads and validates every setting; throws one ConfigError listing each bad value. */
 export function loadSettings(env: Env = process.env): Settings {
   const r = new Reader(env);
@@ -148,9 +167,11 @@ export function loadSettings(env: Env = process.env): Settings {
   const requestTimeoutMs = r.int("HERALD_REQUEST_TIMEOUT_MS", 15000, 100, 300000);
   const maxPendingHardCap = r.int("DISPATCHER_MAX_PENDING_HARD_CAP", 50000, 100, 10_000_000);
   const adminToken = r.raw("HERALD_ADMIN_TOKEN") ?? null;
-  if (adminToken !== null && adminToken.length < 16) {
-    r.problems.push("HERALD_ADMIN_TOKEN must be at least 16 characters long");
-  }
+  const adminProblem = adminToken === null ? null : weakTokenProblem(adminToken);
+  if (adminProblem) r.problems.push(`HERALD_ADMIN_TOKEN ${adminProblem}`);
+  const metricsToken = r.raw("HERALD_METRICS_TOKEN") ?? null;
+  const metricsProblem = metricsToken === null ? null : weakTokenProblem(metricsToken, 16);
+  if (metricsProblem) r.problems.push(`HERALD_METRICS_TOKEN ${metricsProblem}`);
   if (databaseUrl !== null && adminToken === null) {
     r.problems.push("HERALD_ADMIN_TOKEN is required when DATABASE_URL is set");
   }
@@ -169,6 +190,9 @@ export function loadSettings(env: Env = process.env): Settings {
     host: r.raw("HERALD_HOST") ?? "127.0.0.1",
     adminToken,
     encryptionKeys,
+    metricsToken,
+    authFailureLimit: r.int("HERALD_AUTH_FAILURE_LIMIT", 20, 1, 1_000_000),
+    authFailureWindowMs: r.int("HERALD_AUTH_FAILURE_WINDOW_MS", 60_000, 1000, 86_400_000),
     allowPrivateTargets: r.bool("HERALD_ALLOW_PRIVATE_TARGETS", false),
     pushDrain: r.bool("HERALD_PUSH_DRAIN", true),
     drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
@@ -218,7 +242,7 @@ export const TEST_ENCRYPTION_KEY = "test:dGVzdC1lbmNyeXB0aW9uLWtleS0wMTIzNDU2Nzg
 /** Settings for tests and embedding: defaults, overridden field by field. */
 export function testSettings(overrides: Partial<Settings> = {}): Settings {
   const base = loadSettings({
-    HERALD_ADMIN_TOKEN: "test-admin-token-0123456789",
+    HERALD_ADMIN_TOKEN: "test-admin-token-0123456789-abcdefgh",
     HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
   });
   return { ...base, ...overrides };

@@ -61,7 +61,7 @@ describe("loadSettings", () => {
   it("reads good values", () => {
     const s = loadSettings({
       DATABASE_URL: "postgres://u@db:5432/herald",
-      HERALD_ADMIN_TOKEN: "a-long-enough-admin-token",
+      HERALD_ADMIN_TOKEN: "a-long-enough-admin-token-0123456789",
       HERALD_ENCRYPTION_KEY: `k2:${KEY_B}, k1:${KEY_A}`,
       REDIS_URL: "redis://cache:6379",
       HERALD_PORT: "9090",
@@ -78,7 +78,7 @@ describe("loadSettings", () => {
     expect(s).toMatchObject({
       maxSubscriptionsPerTenant: 2500,
       databaseUrl: "postgres://u@db:5432/herald",
-      adminToken: "a-long-enough-admin-token",
+      adminToken: "a-long-enough-admin-token-0123456789",
       redisUrl: "redis://cache:6379",
       port: 9090,
       host: "0.0.0.0",
@@ -100,7 +100,7 @@ describe("loadSettings", () => {
   it("requires HERALD_ENCRYPTION_KEY with DATABASE_URL, and the embedded store does without it", () => {
     const problems = problemsOf({
       DATABASE_URL: "postgres://u@db:5432/herald",
-      HERALD_ADMIN_TOKEN: "a-long-enough-admin-token",
+      HERALD_ADMIN_TOKEN: "a-long-enough-admin-token-0123456789",
     });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^HERALD_ENCRYPTION_KEY is required when DATABASE_URL is set/);
@@ -158,7 +158,11 @@ describe("loadSettings", () => {
     ["HERALD_PUSH_DRAIN", { HERALD_PUSH_DRAIN: "maybe" }, "maybe"],
     ["HERALD_EMBEDDED_WASM_OPTIMIZE", { HERALD_EMBEDDED_WASM_OPTIMIZE: "fast" }, "fast"],
     ["HERALD_RETRY_SCHEDULE_MS", { HERALD_RETRY_SCHEDULE_MS: "5,x" }, "x"],
-    ["DATABASE_URL", { DATABASE_URL: "mysql://x", HERALD_ADMIN_TOKEN: "a-long-enough-admin-token" }, "mysql"],
+    [
+      "DATABASE_URL",
+      { DATABASE_URL: "mysql://x", HERALD_ADMIN_TOKEN: "a-long-enough-admin-token-0123456789" },
+      "mysql",
+    ],
     ["HERALD_DEFAULT_PENDING_CEILING", { HERALD_DEFAULT_PENDING_CEILING: "60000" }, "60000"],
     ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "0" }, "0"],
     ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "1000001" }, "1000001"],
@@ -214,6 +218,43 @@ describe("loadSettings", () => {
     expect(problems[0]).toContain("HERALD_ADMIN_TOKEN");
     expect(problems[0]).toContain("DATABASE_URL");
     expect(loadSettings({}).adminToken).toBeNull();
+  });
+
+  it("refuses an admin token shorter than 32 characters, made of one repeated character, or with whitespace", () => {
+    for (const token of [
+      "aaaaaaaaaaaaaaaa",
+      "x".repeat(31),
+      "a".repeat(64),
+      "an admin token with spaces 0123456789",
+    ]) {
+      const problems = problemsOf({ HERALD_ADMIN_TOKEN: token });
+      expect(names(problems, "HERALD_ADMIN_TOKEN"), `${token}: ${JSON.stringify(problems)}`).toBe(true);
+      expect(problems.join("\n")).not.toContain(token);
+    }
+    expect(problemsOf({ HERALD_ADMIN_TOKEN: "aaaaaaaaaaaaaaaa" })[0]).toContain("at least 32 characters");
+    expect(problemsOf({ HERALD_ADMIN_TOKEN: "a".repeat(40) })[0]).toContain("one character repeated");
+    expect(loadSettings({ HERALD_ADMIN_TOKEN: `${"x".repeat(31)}y` }).adminToken).toHaveLength(32);
+  });
+
+  it("reads the metrics token and the failed-authentication limit", () => {
+    expect(loadSettings({})).toMatchObject({
+      metricsToken: null,
+      authFailureLimit: 20,
+      authFailureWindowMs: 60_000,
+    });
+    expect(
+      loadSettings({
+        HERALD_METRICS_TOKEN: "scrape-token-0123456789",
+        HERALD_AUTH_FAILURE_LIMIT: "5",
+        HERALD_AUTH_FAILURE_WINDOW_MS: "300000",
+      }),
+    ).toMatchObject({
+      metricsToken: "scrape-token-0123456789",
+      authFailureLimit: 5,
+      authFailureWindowMs: 300_000,
+    });
+    expect(names(problemsOf({ HERALD_METRICS_TOKEN: "short" }), "HERALD_METRICS_TOKEN")).toBe(true);
+    expect(names(problemsOf({ HERALD_AUTH_FAILURE_LIMIT: "0" }), "HERALD_AUTH_FAILURE_LIMIT")).toBe(true);
   });
 
   it("puts every problem in the error message", () => {

@@ -7,10 +7,12 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from "fastify";
+import { LoginLimit } from "../domain/login-limit.ts";
 import { HeraldError } from "../errors.ts";
 import { panelPlugin } from "../panel/plugin.ts";
-import type { Actor, ServiceContext } from "../service/context.ts";
-import { authenticate } from "../service/tokens.ts";
+import type { ServiceContext } from "../service/context.ts";
+import { bearerAuth, declareActor, metricsAuth } from "./auth.ts";
+import { clientErrorHandler, frameworkErrors } from "./framework-errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -20,20 +22,16 @@ import { tenantRoutes } from "./routes/tenants.ts";
 import { auditRoutes, tokenRoutes } from "./routes/tokens-audit.ts";
 import { ErrorBody } from "./schemas.ts";
 
-declare module "fastify" {
-  interface FastifyRequest {
-    actor: Actor;
-  }
-}
-
 export type App = FastifyInstance;
 
 export interface AppOptions {
   ctx: ServiceContext;
   adminToken: string;
   readiness?: Readiness;
-  /** Extra plugins (metrics, panel) registered by the process. */
+  /** Extra plugins registered by the process. */
   register?: (app: FastifyInstance) => Promise<void>;
+  /** The process's Prometheus metrics, served at GET /metrics (behind HERALD_METRICS_TOKEN when set). */
+  metrics?: { contentType: string; render(): Promise<string> };
 }
 
 interface AjvError {
@@ -98,6 +96,9 @@ function toHeraldError(err: FastifyError, req: FastifyRequest): HeraldError {
   return new HeraldError("internal", "internal error");
 }
 
+/** Client addresses the failed-authentication table remembers at most (the oldest is forgotten first). */
+const AUTH_FAILURE_CLIENTS = 10_000;
+
 /** The HTTP API as a Fastify instance (not listening): the process or a test decides where it serves. */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { ctx } = opts;
@@ -107,6 +108,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: ctx.settings.maxBodyBytes + 64 * 1024,
     // Behind a TLS-terminating proxy: the client's address and https come from X-Forwarded-*.
     trustProxy: ctx.settings.trustProxy,
+    frameworkErrors,
+    clientErrorHandler,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
@@ -135,28 +138,40 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       .send({ error: { code: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` } }),
   );
 
-  // Set by the onRequest hook below before any /v1 handler runs.
-  (app.decorateRequest as (name: string, value: unknown) => void)("actor", null);
-  app.addHook("onRequest", async (req) => {
-    if (!req.url.startsWith("/v1/")) return;
-    const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!m?.[1])
-      throw new HeraldError("unauthorized", "missing bearer token (Authorization: Bearer <token>)");
-    const actor = await authenticate(ctx, opts.adminToken, m[1]);
-    if (!actor) throw new HeraldError("unauthorized", "unknown or revoked token");
-    req.actor = actor;
+  declareActor(app);
+  // Failed bearer authentications per client address, for every route that takes a bearer token.
+  const failures = new LoginLimit({
+    maxFailures: ctx.settings.authFailureLimit,
+    windowMs: ctx.settings.authFailureWindowMs,
+    maxClients: AUTH_FAILURE_CLIENTS,
   });
-
+  const authn = bearerAuth({ ctx, adminToken: opts.adminToken, failures });
   await app.register(healthRoutes(ctx, opts.readiness));
-  await app.register(eventRoutes(ctx), { prefix: "/v1" });
-  await app.register(subscriptionRoutes(ctx), { prefix: "/v1" });
-  await app.register(operatorRoutes(ctx), { prefix: "/v1" });
-  await app.register(retriggerRoutes(ctx), { prefix: "/v1" });
-  await app.register(tokenRoutes(ctx), { prefix: "/v1" });
-  await app.register(tenantRoutes(ctx), { prefix: "/v1" });
-  await app.register(auditRoutes(ctx), { prefix: "/v1" });
+  // Every /v1 route is registered in this scope, whose onRequest hook authenticates: the decision
+  // follows the route the router matched, not how the request spelled its path.
+  await app.register(
+    async (v1) => {
+      v1.addHook("onRequest", authn);
+      await v1.register(eventRoutes(ctx));
+      await v1.register(subscriptionRoutes(ctx));
+      await v1.register(operatorRoutes(ctx));
+      await v1.register(retriggerRoutes(ctx));
+      await v1.register(tokenRoutes(ctx));
+      await v1.register(tenantRoutes(ctx));
+      await v1.register(auditRoutes(ctx));
+    },
+    { prefix: "/v1" },
+  );
   await app.register(panelPlugin({ ctx, adminToken: opts.adminToken }), { prefix: "/webhooks" });
+  const metrics = opts.metrics;
+  if (metrics) {
+    const { metricsToken } = ctx.settings;
+    app.get(
+      "/metrics",
+      { schema: { hide: true }, ...(metricsToken ? { onRequest: metricsAuth(metricsToken, failures) } : {}) },
+      async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()),
+    );
+  }
   if (opts.register) await opts.register(app);
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

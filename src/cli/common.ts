@@ -3,8 +3,18 @@ import { ConfigError } from "../config.ts";
 import { DataDirLockedError } from "../store/embedded-db.ts";
 import { ApiError } from "./client.ts";
 
-/** Prints a clear message and exits: 2 for configuration problems, 1 for everything else. */
-export function fail(err: unknown): never {
+/**
+ * Prints a clear message and exits: 2 for configuration problems, 1 for everything else. With `--json`
+ * the message is `{"error":{"code","message"}}` on stderr (an API error keeps the server's code).
+ */
+export function fail(err: unknown, flags?: { json?: boolean | undefined }): never {
+  if (flags?.json) {
+    const config = err instanceof ConfigError || err instanceof DataDirLockedError;
+    const code = err instanceof ApiError ? err.code : config ? "config" : "error";
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${JSON.stringify({ error: { code, message } })}\n`);
+    process.exit(config ? 2 : 1);
+  }
   if (err instanceof ConfigError || err instanceof DataDirLockedError) {
     process.stderr.write(`${err.message}\n`);
     process.exit(2);

@@ -11,6 +11,7 @@ import { registerOperatorCommands } from "./operator.ts";
 import { printTable } from "./output.ts";
 import { registerRetriggerCommands } from "./retrigger.ts";
 import { registerTenantCommands } from "./tenants.ts";
+import { registerTokenCommands } from "./tokens.ts";
 
 const program = new Command("herald").description("Herald: outbound webhook delivery").showHelpAfterError();
 
@@ -155,29 +156,9 @@ clientCommand(subs.command("create").description("create a subscription (prints 
     },
   );
 
-const tokens = program.command("tokens").description("manage API tokens");
-clientCommand(tokens.command("create").description("admin only: make a tenant-scoped token"))
-  .requiredOption("--tenant <tenant>", "the tenant the token is confined to")
-  .option("--name <name>", "a label")
-  .action(async (o: ClientFlags & { tenant: string; name?: string }) => {
-    try {
-      const r = await call<{ token_id: string; token: string }>(
-        resolveClient({ url: o.apiUrl, token: o.token }),
-        "POST",
-        "/v1/tokens",
-        {
-          tenant_id: o.tenant,
-          ...(o.name ? { name: o.name } : {}),
-        },
-      );
-      output(o, r, () => process.stdout.write(`token ${r.token_id} (shown once): ${r.token}\n`));
-    } catch (err) {
-      fail(err);
-    }
-  });
-
 registerOperatorCommands(program);
 registerRetriggerCommands(program);
 registerTenantCommands(program);
+registerTokenCommands(program);
 
 await program.parseAsync(process.argv);

@@ -6,12 +6,13 @@ export interface View {
   now: Date;
 }
 
-export type NavKey = "subscriptions" | "errors" | "retriggers" | "audit";
+export type NavKey = "subscriptions" | "errors" | "retriggers" | "tokens" | "audit";
 
 const NAV: ReadonlyArray<{ key: NavKey; label: string; path: string }> = [
   { key: "subscriptions", label: "Subscriptions", path: "/webhooks" },
   { key: "errors", label: "Errors", path: "/webhooks/errors" },
   { key: "retriggers", label: "Re-triggers", path: "/webhooks/retriggers" },
+  { key: "tokens", label: "Tokens", path: "/webhooks/tokens" },
   { key: "audit", label: "Audit log", path: "/webhooks/audit" },
 ];
 

@@ -12,6 +12,7 @@ import { loginPage, problemFragment, problemPage } from "./pages/login.ts";
 import { logRoutes } from "./routes/logs.ts";
 import { retriggerRoutes } from "./routes/retriggers.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -178,22 +179,25 @@ export function panelPlugin(opts: PanelOptions) {
       const form = formOf(req.body);
       const next = safeBack(form.next, "/webhooks");
       const token = form.token ?? "";
-      const wait = loginLimit.retryAfterMs(req.ip, Date.now());
-      if (wait > 0) {
-        const minutes = Math.ceil(wait / 60_000);
-        reply.header("Retry-After", String(Math.ceil(wait / 1000)));
-        return sendHtml(
-          reply,
-          429,
-          loginPage({
-            next,
-            error: `Too many wrong tokens from this address: try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
-          }),
-        );
-      }
       if (token === "") return sendHtml(reply, 400, loginPage({ next, error: "Enter the admin token." }));
+      // The right token always logs in, also from an address over its limit (it clears the count):
+      // someone guessing from the same address, or behind the same proxy, cannot lock the operator out.
       if (!auth.isAdminToken(token)) {
-        loginLimit.failed(req.ip, Date.now());
+        const now = Date.now();
+        const wait = loginLimit.retryAfterMs(req.ip, now);
+        if (wait > 0) {
+          const minutes = Math.ceil(wait / 60_000);
+          reply.header("Retry-After", String(Math.ceil(wait / 1000)));
+          return sendHtml(
+            reply,
+            429,
+            loginPage({
+              next,
+              error: `Too many wrong tokens from this address: try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+            }),
+          );
+        }
+        loginLimit.failed(req.ip, now);
         return sendHtml(reply, 401, loginPage({ next, error: "That is not the admin token." }));
       }
       loginLimit.succeeded(req.ip);
@@ -213,5 +217,6 @@ export function panelPlugin(opts: PanelOptions) {
     subscriptionRoutes(app, deps);
     logRoutes(app, deps);
     retriggerRoutes(app, deps);
+    tokenRoutes(app, deps);
   };
 }

@@ -241,11 +241,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       app = await buildApp({
         ctx,
         adminToken,
-        register: async (a) => {
-          a.get("/metrics", { schema: { hide: true } }, async (_req, reply) =>
-            reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-          );
-        },
+        metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
       });
       url = await app.listen({ port: settings.port, host: settings.host });
       log.info({ url, store: db.kind }, "herald api listening");

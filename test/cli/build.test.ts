@@ -99,7 +99,7 @@ describe("bin/herald.js", () => {
               ? {
                   ...env,
                   DATABASE_URL: store.databaseUrl ?? "",
-                  HERALD_ADMIN_TOKEN: "t".repeat(40),
+                  HERALD_ADMIN_TOKEN: "build-test-admin-token-0123456789abcdef",
                   HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
                 }
               : { ...env, HERALD_DATA_DIR: path.join(dir, "data") },

@@ -61,7 +61,7 @@ describe("herald start on an embedded store", () => {
     const file = path.join(dataDir, "admin-token");
     expect(fs.existsSync(file)).toBe(true);
     const token = fs.readFileSync(file, "utf8").trim();
-    expect(token.length).toBeGreaterThanOrEqual(16);
+    expect(token.length).toBeGreaterThanOrEqual(32);
     await eventually(async () => server.stderr.includes(token), 10_000, "the admin token on stderr");
     expect(server.stdout).not.toContain(token);
   });

@@ -34,24 +34,41 @@ describe("panel login behind a proxy (HERALD_TRUST_PROXY=true)", () => {
     await h?.close();
   });
 
-  it("after 10 wrong tokens from one client the 11th try is a 429 with Retry-After, even with the right token; other clients are not affected", async () => {
+  it("after 10 wrong tokens from one client the next wrong one is a 429 with Retry-After; other clients are not affected", async () => {
     const c = new PanelClient(h.url);
     const from = { "x-forwarded-for": "203.0.113.7" };
     for (let i = 0; i < 10; i++) {
       const r = await c.post("/webhooks/login", { token: `wrong-token-number-${i}` }, from);
       expect(r.status).toBe(401);
     }
-    const blocked = await c.post("/webhooks/login", { token: h.proc.adminToken }, from);
+    const blocked = await c.post("/webhooks/login", { token: "wrong-token-number-10" }, from);
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(blocked.headers.get("set-cookie")).toBeNull();
     expect(visibleText(blocked.text)).toContain("Too many wrong tokens from this address");
     const other = await c.post(
       "/webhooks/login",
-      { token: h.proc.adminToken },
+      { token: "wrong-token-elsewhere" },
       { "x-forwarded-for": "203.0.113.8" },
     );
-    expect(other.status).toBe(303);
+    expect(other.status).toBe(401);
+  });
+
+  // Regression (issue 18, item 10): the lockout used to refuse the right token too, so anyone sharing
+  // the operator's address (or a proxy without HERALD_TRUST_PROXY) could lock the operator out.
+  it("never locks out the right token: it logs in from a locked address and clears the count", async () => {
+    const c = new PanelClient(h.url);
+    const from = { "x-forwarded-for": "203.0.113.20" };
+    for (let i = 0; i < 11; i++) await c.post("/webhooks/login", { token: `guess-${i}` }, from);
+    expect((await c.post("/webhooks/login", { token: "guess-11" }, from)).status).toBe(429);
+    const right = await c.post("/webhooks/login", { token: h.proc.adminToken }, from);
+    expect(right.status).toBe(303);
+    expect(right.headers.get("set-cookie")).toMatch(/^herald_panel=v1\./);
+    // The count starts again: ten more wrong tokens answer 401 before the next 429.
+    for (let i = 0; i < 10; i++) {
+      expect((await c.post("/webhooks/login", { token: `again-${i}` }, from)).status).toBe(401);
+    }
+    expect((await c.post("/webhooks/login", { token: "again-10" }, from)).status).toBe(429);
   });
 
   it("marks the session cookie Secure when the proxy says the client came over https", async () => {

@@ -3,7 +3,7 @@ import { type Settings, testSettings } from "../../src/config.ts";
 import { type HeraldProcess, type Roles, startHerald } from "../../src/runtime/herald.ts";
 import { createTestStore, type StoreKind, type TestStore } from "./store.ts";
 
-export const ADMIN = "test-admin-token-0123456789";
+export const ADMIN = "test-admin-token-0123456789-abcdefgh";
 
 export interface TestHerald {
   proc: HeraldProcess;
