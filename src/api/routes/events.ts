@@ -8,6 +8,7 @@ import {
   Delivery,
   Event,
   EventBatchInput,
+  EventIdParams,
   EventInput,
   errorResponses,
   MAX_BATCH,
@@ -66,7 +67,7 @@ export function eventRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           summary: "An event and its deliveries",
-          params: Type.Object({ event_id: Type.Integer({ minimum: 1 }) }),
+          params: EventIdParams,
           response: {
             200: Type.Object({ event: Event, deliveries: Type.Array(Delivery) }),
             ...errorResponses,
