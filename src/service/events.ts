@@ -97,14 +97,15 @@ export async function acceptWith(
 
 /**
  * Accepts events (one or a batch) in one transaction, shared with other requests arriving at the same
- * time (group commit); duplicates by idempotency key fan out nothing.
+ * time (group commit); duplicates by idempotency key fan out nothing. In a batch, errors name the event
+ * (`events[3].occurred_at`), even in a batch of one.
  */
 export async function acceptEvents(
   ctx: ServiceContext,
   actor: Actor,
   inputs: readonly EventInput[],
+  batch = inputs.length > 1,
 ): Promise<AcceptedEvent[]> {
-  const batch = inputs.length > 1;
   const events = inputs.map((e, i) =>
     normaliseEvent(actor, e, ctx.settings.maxBodyBytes, batch ? `events[${i}].` : ""),
   );

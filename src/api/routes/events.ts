@@ -57,7 +57,7 @@ export function eventRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         },
       },
       async (req, reply) => {
-        const accepted = await acceptEvents(ctx, req.actor, req.body.events);
+        const accepted = await acceptEvents(ctx, req.actor, req.body.events, true);
         return reply.status(202).send({ events: accepted });
       },
     );
