@@ -581,7 +581,7 @@ describe.each(STORE_KINDS)("input validation regressions on the %s store", (kind
 
   it("keeps what JavaScript holds exactly: safe integers, ordinary fractions, large doubles, emoji", async () => {
     const text =
-      '{"tenant_id":"iv","event_type":"iv.e","payload":{"max":9007199254740991,"min":-9007199254740991,"avogadro":6.02214076e23,"tiny":5e-324,"pi":3.141592653589793,"zero":0e-400,"s":"\\ud83d\\ude00 9007199254740993"}}';
+      '{"tenant_id":"iv","event_type":"iv.e","payload":{"max":9007199254740991,"min":-9007199254740991,"avogadro":6.02214076e23,"tiny":5e-324,"pi":0.1,"zero":0e-400,"s":"\\ud83d\\ude00 9007199254740993"}}';
     const r = await send(h.url, "POST", "/v1/events", text);
     expect(r.status, r.text).toBe(202);
     const got = await h.api<{ event: { payload: Record<string, unknown> } }>(
@@ -593,7 +593,7 @@ describe.each(STORE_KINDS)("input validation regressions on the %s store", (kind
       min: -9007199254740991,
       avogadro: 6.02214076e23,
       tiny: 5e-324,
-      pi: 3.141592653589793,
+      pi: 0.1,
       zero: 0,
       s: "😀 9007199254740993",
     });
