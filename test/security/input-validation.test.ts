@@ -1,5 +1,6 @@
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PanelClient, visibleText } from "../panel/client.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
@@ -576,6 +577,36 @@ describe.each(STORE_KINDS)("input validation regressions on the %s store", (kind
     const parsed = JSON.parse(r.text) as { error: { code: string; message: string } };
     expect(Object.keys(parsed)).toEqual(["error"]);
     expect(parsed.error.message).toMatch(c.message);
+    expect(await counts()).toEqual(before);
+  });
+
+  it("the panel refuses NUL in its paths, queries and forms, and inexact numbers in a repair, with a 400", async () => {
+    const panel = new PanelClient(h.url);
+    await panel.login();
+    const before = await counts();
+    for (const path of ["/webhooks/%00", "/webhooks/?tenant=%00", "/webhooks/audit?subscription_id=a%00"]) {
+      const r = await panel.get(path);
+      expect(r.status, path).toBe(400);
+      expect(visibleText(r.text)).toMatch(/must not contain the NUL character/);
+    }
+    const page = `/webhooks/${ids.sub}`;
+    const drop = await panel.submit(`${page}/drop`, { reason: "r\u0000" }, page);
+    expect(drop.status).toBe(400);
+    expect(visibleText(drop.text)).toMatch(/field "reason" must not contain the NUL character/);
+    const repair = await panel.submit(
+      `${page}/repair`,
+      { event_id: ids.event!, payload: '{"n": 9007199254740993}', reason: "fix" },
+      page,
+    );
+    expect(repair.status).toBe(400);
+    expect(visibleText(repair.text)).toMatch(/9007199254740993 at n cannot be kept exactly/);
+    const deep = await panel.submit(
+      `${page}/repair`,
+      { event_id: ids.event!, payload: "[".repeat(5000) + "]".repeat(5000) },
+      page,
+    );
+    expect(deep.status).toBe(400);
+    expect(visibleText(deep.text)).toMatch(/payload must not nest objects and arrays deeper than 64 levels/);
     expect(await counts()).toEqual(before);
   });
 
