@@ -13,6 +13,7 @@ import { panelPlugin } from "../panel/plugin.ts";
 import type { ServiceContext } from "../service/context.ts";
 import { bearerAuth, declareActor, metricsAuth } from "./auth.ts";
 import { clientErrorHandler, frameworkErrors } from "./framework-errors.ts";
+import { installInputValidation } from "./input.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -41,14 +42,25 @@ interface AjvError {
   message?: string;
 }
 
-/** Turns a schema failure into one sentence that names the field. */
+const CONTEXT_LABELS: Record<string, string> = {
+  querystring: "query parameter",
+  params: "path parameter",
+  headers: "header",
+};
+
+/** Turns a schema failure into one sentence that names the field (or the parameter) and the rule. */
 export function describeValidation(errors: readonly AjvError[], context: string | undefined): string {
   const e = errors[0];
   if (!e) return "invalid request";
   const where = (e.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".");
-  const prefix = context && context !== "body" ? `${context} ` : "";
-  const field = (name: string) => `${prefix}field "${where ? `${where}.` : ""}${name}"`;
-  const at = where ? `${prefix}field "${where}"` : prefix.trim() || "body";
+  const kind = context && context !== "body" ? (CONTEXT_LABELS[context] ?? `${context} field`) : "field";
+  const field = (name: string) => `${kind} "${where ? `${where}.` : ""}${name}"`;
+  const at = where
+    ? `${kind} "${where}"`
+    : context && context !== "body"
+      ? (CONTEXT_LABELS[context] ?? context)
+      : "body";
+  const limit = String(e.params?.limit);
   switch (e.keyword) {
     case "additionalProperties":
       return `unknown ${field(String(e.params?.additionalProperty))}`;
@@ -57,13 +69,17 @@ export function describeValidation(errors: readonly AjvError[], context: string 
     case "type":
       return `${at} must be ${String(e.params?.type)}`;
     case "minLength":
-      return `${at} must be at least ${String(e.params?.limit)} characters`;
+      return `${at} must be at least ${limit} characters`;
     case "maxLength":
-      return `${at} must be at most ${String(e.params?.limit)} characters`;
+      return `${at} must be at most ${limit} characters`;
     case "minItems":
-      return `${at} must have at least ${String(e.params?.limit)} items`;
+      return `${at} must have at least ${limit} items`;
     case "maxItems":
-      return `${at} must have at most ${String(e.params?.limit)} items`;
+      return `${at} must have at most ${limit} items`;
+    case "minimum":
+      return `${at} must be at least ${limit}`;
+    case "maximum":
+      return `${at} must be at most ${limit}`;
     case "format":
       return `${at} must be a valid ${String(e.params?.format)}`;
     default:
@@ -111,9 +127,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     frameworkErrors,
     clientErrorHandler,
     ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
+      // No coercion: a JSON body's wrong type is a 400. Path and query integers are strings by nature;
+      // installInputValidation converts them, decimal digits only.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  installInputValidation(app);
 
   await app.register(swagger, {
     openapi: {

@@ -1,6 +1,7 @@
 import { type TSchema, Type } from "typebox";
 import { DELIVERY_STATUSES } from "../domain/delivery-state.ts";
 import { ERROR_KINDS } from "../domain/error-kind.ts";
+import { MAX_ID } from "../domain/input-rules.ts";
 
 /** The error body every failure answers with. */
 export const ErrorBody = Type.Object(
@@ -19,6 +20,9 @@ export const errorResponses = {
 } as const;
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** An event, delivery, job or audit id, or a cursor made of one: 1..MAX_ID (a bigint the API can hold). */
+export const Id = () => Type.Integer({ minimum: 1, maximum: MAX_ID });
 
 export const EventInput = Type.Object(
   {
@@ -134,6 +138,9 @@ export const UpdateSubscription = Type.Object(
 );
 
 export const SubscriptionIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+
+/** Events and jobs are addressed by integer ids: decimal digits in the path (src/api/input.ts). */
+export const EventIdParams = Type.Object({ event_id: Id() });
 
 export const AuditEntry = Type.Object({
   audit_id: Type.Integer(),

@@ -5,6 +5,7 @@ import { insertAndFanOut } from "../store/fan-out.ts";
 import type { DeliveryRow, EventRow } from "../store/types.ts";
 import { AcceptGroup } from "./accept-group.ts";
 import { type Actor, type ServiceContext, tenantScope } from "./context.ts";
+import { checkPayload, checkText, timestamp } from "./input.ts";
 
 export interface EventInput {
   tenant_id?: string | undefined;
@@ -43,30 +44,10 @@ export function normaliseEvent(actor: Actor, input: EventInput, maxBodyBytes: nu
     ["idempotency_key", input.idempotency_key],
     ["source_txn_id", input.source_txn_id],
   ] as const) {
-    if (typeof value === "string" && value.includes("\u0000")) {
-      throw new HeraldError("invalid_field", `${field}${name} must not contain the NUL character (\\u0000)`);
-    }
+    checkText(`${field}${name}`, value);
   }
-  if (containsNul(input.payload)) {
-    throw new HeraldError(
-      "invalid_field",
-      `${field}payload must not contain the NUL character (\\u0000) in any string or key: PostgreSQL's jsonb cannot store it`,
-    );
-  }
-  const size = Buffer.byteLength(JSON.stringify(input.payload ?? null));
-  if (size > maxBodyBytes) {
-    throw new HeraldError(
-      "payload_too_large",
-      `${field}payload is ${size} bytes; the largest accepted is ${maxBodyBytes} bytes (HERALD_MAX_BODY_BYTES)`,
-    );
-  }
-  let occurredAt = new Date();
-  if (input.occurred_at !== undefined) {
-    occurredAt = new Date(input.occurred_at);
-    if (Number.isNaN(occurredAt.getTime())) {
-      throw new HeraldError("invalid_field", `${field}occurred_at must be an ISO 8601 date-time`);
-    }
-  }
+  checkPayload(`${field}payload`, input.payload, maxBodyBytes);
+  const occurredAt = timestamp(`${field}occurred_at`, input.occurred_at) ?? new Date();
   return {
     tenant_id: tenantId,
     event_type: input.event_type,
@@ -76,25 +57,6 @@ export function normaliseEvent(actor: Actor, input: EventInput, maxBodyBytes: nu
     idempotency_key: input.idempotency_key ?? null,
     source_txn_id: input.source_txn_id ?? null,
   };
-}
-
-/** True when a string or key anywhere in a JSON value holds U+0000 (iterative: no recursion limit). */
-function containsNul(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === "string") {
-      if (v.includes("\u0000")) return true;
-    } else if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-    } else if (v !== null && typeof v === "object") {
-      for (const [k, x] of Object.entries(v)) {
-        if (k.includes("\u0000")) return true;
-        stack.push(x);
-      }
-    }
-  }
-  return false;
 }
 
 /**
@@ -135,14 +97,15 @@ export async function acceptWith(
 
 /**
  * Accepts events (one or a batch) in one transaction, shared with other requests arriving at the same
- * time (group commit); duplicates by idempotency key fan out nothing.
+ * time (group commit); duplicates by idempotency key fan out nothing. In a batch, errors name the event
+ * (`events[3].occurred_at`), even in a batch of one.
  */
 export async function acceptEvents(
   ctx: ServiceContext,
   actor: Actor,
   inputs: readonly EventInput[],
+  batch = inputs.length > 1,
 ): Promise<AcceptedEvent[]> {
-  const batch = inputs.length > 1;
   const events = inputs.map((e, i) =>
     normaliseEvent(actor, e, ctx.settings.maxBodyBytes, batch ? `events[${i}].` : ""),
   );

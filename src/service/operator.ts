@@ -23,6 +23,7 @@ import {
 import { findSubscription } from "../store/subscriptions.ts";
 import type { DeliveryRow, EventRow } from "../store/types.ts";
 import { type Actor, actorName, type ServiceContext, tenantScope } from "./context.ts";
+import { checkPayload, checkText, timestamp } from "./input.ts";
 import { toPage } from "./page.ts";
 import { lockVisibleSubscription } from "./subscriptions.ts";
 
@@ -213,15 +214,8 @@ export async function replayDlq(
     event_ids?: number[] | undefined;
   },
 ): Promise<{ queued: number; more: boolean }> {
-  const parse = (field: string, v: string | undefined) => {
-    if (v === undefined) return undefined;
-    const d = new Date(v);
-    if (Number.isNaN(d.getTime()))
-      throw new HeraldError("invalid_field", `${field} must be an ISO 8601 date-time`);
-    return d;
-  };
-  const since = parse("since", filter.since);
-  const until = parse("until", filter.until);
+  const since = timestamp("since", filter.since);
+  const until = timestamp("until", filter.until);
   const out = await ctx.db.transaction(async (tx) => {
     const sub = await lockVisibleSubscription(tx, actor, id);
     const rows = await selectDlqForReplay(tx, id, {
@@ -273,13 +267,8 @@ export async function repairEvent(
   eventId: number,
   input: { payload: unknown; reason?: string | undefined },
 ): Promise<{ event_id: number; rescheduled: string[]; replayed: string[] }> {
-  const size = Buffer.byteLength(JSON.stringify(input.payload ?? null));
-  if (size > ctx.settings.maxBodyBytes) {
-    throw new HeraldError(
-      "payload_too_large",
-      `payload is ${size} bytes; the largest accepted is ${ctx.settings.maxBodyBytes} bytes (HERALD_MAX_BODY_BYTES)`,
-    );
-  }
+  checkPayload("payload", input.payload, ctx.settings.maxBodyBytes);
+  checkText("reason", input.reason);
   const out = await ctx.db.transaction(async (tx) => {
     const old = await replacePayload(tx, eventId, tenantScope(actor), input.payload);
     if (!old) throw notFound("event", eventId);

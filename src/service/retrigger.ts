@@ -57,6 +57,7 @@ import { findSubscription } from "../store/subscriptions.ts";
 import type { NewAudit } from "../store/types.ts";
 import { type Actor, actorName, type ServiceContext, type ServiceHooks, tenantScope } from "./context.ts";
 import { acceptWith } from "./events.ts";
+import { timestamp } from "./input.ts";
 import { toPage } from "./page.ts";
 
 // ---- Views ------------------------------------------------------------------------------------------
@@ -225,11 +226,7 @@ function resolveTenant(actor: Actor, requested: string | undefined): string {
 }
 
 function date(field: string, v: string | undefined): Date | null {
-  if (v === undefined) return null;
-  const d = new Date(v);
-  if (Number.isNaN(d.getTime()))
-    throw new HeraldError("invalid_field", `${field} must be an ISO 8601 date-time`);
-  return d;
+  return timestamp(field, v) ?? null;
 }
 
 function bounded(field: keyof typeof RETRIGGER_BOUNDS, v: number | undefined): number {

@@ -8,6 +8,7 @@ import {
   Delivery,
   Event,
   EventBatchInput,
+  EventIdParams,
   EventInput,
   errorResponses,
   MAX_BATCH,
@@ -56,7 +57,7 @@ export function eventRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         },
       },
       async (req, reply) => {
-        const accepted = await acceptEvents(ctx, req.actor, req.body.events);
+        const accepted = await acceptEvents(ctx, req.actor, req.body.events, true);
         return reply.status(202).send({ events: accepted });
       },
     );
@@ -66,7 +67,7 @@ export function eventRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           summary: "An event and its deliveries",
-          params: Type.Object({ event_id: Type.Integer({ minimum: 1 }) }),
+          params: EventIdParams,
           response: {
             200: Type.Object({ event: Event, deliveries: Type.Array(Delivery) }),
             ...errorResponses,

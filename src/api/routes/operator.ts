@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { ServiceContext } from "../../service/context.ts";
+import { timestamp } from "../../service/input.ts";
 import {
   dropHead,
   headDiagnosis,
@@ -13,8 +14,10 @@ import {
   Delivery,
   DeliveryStatusSchema,
   ErrorKindSchema,
+  EventIdParams,
   errorResponses,
   HeadView,
+  Id,
   SubscriptionIdParams,
 } from "../schemas.ts";
 import { viewDelivery, viewEvent } from "../views.ts";
@@ -51,7 +54,7 @@ export function operatorRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           body: Type.Object(
             {
               reason: Type.String({ minLength: 1, maxLength: 1000 }),
-              event_id: Type.Optional(Type.Integer({ minimum: 1 })),
+              event_id: Type.Optional(Id()),
             },
             { additionalProperties: false },
           ),
@@ -79,7 +82,7 @@ export function operatorRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
               since: Type.Optional(Type.String({ format: "date-time" })),
               until: Type.Optional(Type.String({ format: "date-time" })),
               error_kind: Type.Optional(ErrorKindSchema),
-              event_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { maxItems: 10000 })),
+              event_ids: Type.Optional(Type.Array(Id(), { maxItems: 10000 })),
             },
             { additionalProperties: false },
           ),
@@ -96,13 +99,13 @@ export function operatorRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           summary: "Delivery rows, newest first, cursor-paged (the error log)",
           querystring: Type.Object(
             {
-              subscription_id: Type.Optional(Type.String()),
-              event_id: Type.Optional(Type.Integer()),
+              subscription_id: Type.Optional(Type.String({ maxLength: 100 })),
+              event_id: Type.Optional(Id()),
               status: Type.Optional(DeliveryStatusSchema),
               error_kind: Type.Optional(ErrorKindSchema),
               since: Type.Optional(Type.String({ format: "date-time" })),
               until: Type.Optional(Type.String({ format: "date-time" })),
-              cursor: Type.Optional(Type.Integer()),
+              cursor: Type.Optional(Id()),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
             },
             { additionalProperties: false },
@@ -123,8 +126,8 @@ export function operatorRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           event_id: q.event_id,
           status: q.status,
           error_kind: q.error_kind,
-          since: q.since ? new Date(q.since) : undefined,
-          until: q.until ? new Date(q.until) : undefined,
+          since: timestamp("since", q.since),
+          until: timestamp("until", q.until),
           before: q.cursor,
           limit: q.limit ?? 100,
         });
@@ -137,7 +140,7 @@ export function operatorRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           summary: "Replay one delivery: a fresh attempt 1 of the same message (same webhook-id)",
-          params: Type.Object({ delivery_id: Type.Integer({ minimum: 1 }) }),
+          params: Type.Object({ delivery_id: Id() }),
           response: {
             202: Type.Object({
               delivery_id: Type.Integer(),
@@ -158,7 +161,7 @@ export function operatorRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         schema: {
           summary:
             "Fix and replay: store a corrected payload (old one kept in the audit log) and send it again",
-          params: Type.Object({ event_id: Type.Integer({ minimum: 1 }) }),
+          params: EventIdParams,
           body: Type.Object(
             { payload: Type.Unknown(), reason: Type.Optional(Type.String({ maxLength: 1000 })) },
             { additionalProperties: false, required: ["payload"] },

@@ -10,7 +10,7 @@ import {
   listRetriggers,
   resumeRetrigger,
 } from "../../service/retrigger.ts";
-import { errorResponses } from "../schemas.ts";
+import { errorResponses, Id } from "../schemas.ts";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -35,7 +35,7 @@ export const CreateRetrigger = Type.Object(
     occurred_after: Type.Optional(Type.String({ format: "date-time" })),
     occurred_before: Type.Optional(Type.String({ format: "date-time" })),
     aggregate_ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH }))),
-    event_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }))),
+    event_ids: Type.Optional(Type.Array(Id())),
     subscription_id: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     batch_size: Type.Optional(Type.Integer()),
     delay_ms: Type.Optional(Type.Integer()),
@@ -125,7 +125,7 @@ const RetriggerPreview = Type.Object({
   ),
 });
 
-const JobParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+const JobParams = Type.Object({ id: Id() });
 const ReasonBody = Type.Optional(
   Type.Object({ reason: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }),
 );
@@ -160,7 +160,7 @@ export function retriggerRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox 
           querystring: Type.Object(
             {
               status: Type.Optional(JobStatus),
-              cursor: Type.Optional(Type.Integer()),
+              cursor: Type.Optional(Id()),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
             },
             { additionalProperties: false },
@@ -200,7 +200,7 @@ export function retriggerRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox 
           querystring: Type.Object(
             {
               outcome: Type.Optional(ItemOutcome),
-              cursor: Type.Optional(Type.Integer()),
+              cursor: Type.Optional(Id()),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
             },
             { additionalProperties: false },

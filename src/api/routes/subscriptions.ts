@@ -45,8 +45,8 @@ export function subscriptionRoutes(ctx: ServiceContext): FastifyPluginAsyncTypeb
           querystring: Type.Object(
             {
               status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("paused")])),
-              tenant_id: Type.Optional(Type.String()),
-              cursor: Type.Optional(Type.String()),
+              tenant_id: Type.Optional(Type.String({ maxLength: 200 })),
+              cursor: Type.Optional(Type.String({ maxLength: 100 })),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
             },
             { additionalProperties: false },

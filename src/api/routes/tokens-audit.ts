@@ -3,7 +3,7 @@ import { Type } from "typebox";
 import { listAuditRows } from "../../service/audit.ts";
 import type { ServiceContext } from "../../service/context.ts";
 import { createTenantToken, listTokens, revokeToken } from "../../service/tokens.ts";
-import { AuditEntry, errorResponses } from "../schemas.ts";
+import { AuditEntry, errorResponses, Id } from "../schemas.ts";
 import { viewAudit } from "../views.ts";
 
 /** A token as listed and revoked: never its value or hash. */
@@ -24,9 +24,9 @@ export function auditRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           summary: "Audit rows, newest first",
           querystring: Type.Object(
             {
-              subscription_id: Type.Optional(Type.String()),
-              job_id: Type.Optional(Type.Integer()),
-              cursor: Type.Optional(Type.Integer()),
+              subscription_id: Type.Optional(Type.String({ maxLength: 100 })),
+              job_id: Type.Optional(Id()),
+              cursor: Type.Optional(Id()),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
             },
             { additionalProperties: false },

@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_KINDS, isErrorKind } from "../../domain/error-kind.ts";
+import { MAX_ID } from "../../domain/input-rules.ts";
+import { findInexactNumber } from "../../domain/json-numbers.ts";
 import { HeraldError } from "../../errors.ts";
 import { lastOutcomesOf } from "../../service/error-log.ts";
 import {
@@ -196,10 +198,18 @@ export function subscriptionRoutes(app: FastifyInstance, deps: PanelDeps): void 
         if (eventId === undefined)
           throw new HeraldError("invalid_field", "event_id is missing: reload the page");
         let payload: unknown;
+        const text = form.payload ?? "";
         try {
-          payload = JSON.parse(form.payload ?? "");
+          payload = JSON.parse(text);
         } catch (err) {
           throw new HeraldError("invalid_field", `The payload is not valid JSON: ${(err as Error).message}`);
+        }
+        const inexact = findInexactNumber(text);
+        if (inexact) {
+          throw new HeraldError(
+            "invalid_field",
+            `The payload's number ${inexact.literal.slice(0, 40)} at ${inexact.path || "the top"} cannot be kept exactly: integers must be within ±${MAX_ID} and numbers finite (write it as a string)`,
+          );
         }
         const r = await repairEvent(ctx, ADMIN, eventId, { payload, reason: field(form, "reason") });
         const again = [...r.rescheduled, ...r.replayed];
