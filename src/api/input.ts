@@ -9,7 +9,8 @@ import { HeraldError } from "../errors.ts";
  * - a JSON body's numbers must be ones JavaScript holds exactly (checked on the raw text);
  * - every string and key of the body, of the path parameters and of the query is storable text
  *   (no NUL, no lone surrogate);
- * - an integer path or query parameter is decimal digits only, at most MAX_ID; it is converted here,
+ * - an integer path or query parameter is decimal digits only, at most MAX_ID, and a boolean one `true`
+ *   or `false`; they are converted here,
  *   because schema coercion is off (a JSON body's types are never coerced).
  */
 export function installInputValidation(app: FastifyInstance): void {
@@ -40,8 +41,8 @@ export function installInputValidation(app: FastifyInstance): void {
     checkParts(req.query, "query parameter");
     const body = req.body;
     if (!(body !== null && typeof body === "object" && checked.has(body))) checkBody(body);
-    convertIntegers(req, "params", "path parameter");
-    convertIntegers(req, "querystring", "query parameter");
+    convertScalars(req, "params", "path parameter");
+    convertScalars(req, "querystring", "query parameter");
   });
 }
 
@@ -84,34 +85,43 @@ function checkParts(values: unknown, label: string): void {
   }
 }
 
-const integerFieldsOf = new WeakMap<object, string[]>();
+type Scalar = "integer" | "boolean";
+const scalarFieldsOf = new WeakMap<object, Array<[string, Scalar]>>();
 
-/** The properties a route's params or querystring schema declares as integers. */
-function integerFields(schema: unknown): string[] {
+/** The properties a route's params or querystring schema declares as integers or booleans. */
+function scalarFields(schema: unknown): Array<[string, Scalar]> {
   if (schema === null || typeof schema !== "object") return [];
-  let fields = integerFieldsOf.get(schema);
+  let fields = scalarFieldsOf.get(schema);
   if (!fields) {
     const props = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
     fields = Object.entries(props)
-      .filter(([, s]) => s?.type === "integer")
-      .map(([k]) => k);
-    integerFieldsOf.set(schema, fields);
+      .filter(([, s]) => s?.type === "integer" || s?.type === "boolean")
+      .map(([k, s]) => [k, s.type as Scalar]);
+    scalarFieldsOf.set(schema, fields);
   }
   return fields;
 }
 
-function convertIntegers(req: FastifyRequest, part: "params" | "querystring", label: string): void {
+/** Converts integer (decimal digits only) and boolean (`true` or `false`) path and query parameters. */
+function convertScalars(req: FastifyRequest, part: "params" | "querystring", label: string): void {
   const schema = (req.routeOptions.schema as Record<string, unknown> | undefined)?.[part];
-  const fields = integerFields(schema);
+  const fields = scalarFields(schema);
   if (fields.length === 0) return;
   const values = (part === "params" ? req.params : req.query) as Record<string, unknown> | undefined;
   if (!values) return;
-  for (const name of fields) {
+  for (const [name, type] of fields) {
     const raw = values[name];
     if (raw === undefined) continue;
+    const shown = typeof raw === "string" ? quote(raw) : "several values";
+    if (type === "boolean") {
+      if (raw !== "true" && raw !== "false") {
+        throw new HeraldError("invalid_field", `${label} ${quote(name)} must be true or false; got ${shown}`);
+      }
+      values[name] = raw === "true";
+      continue;
+    }
     const n = typeof raw === "string" ? parseDecimal(raw) : null;
     if (n === null) {
-      const shown = typeof raw === "string" ? quote(raw) : "several values";
       throw new HeraldError(
         "invalid_field",
         `${label} ${quote(name)} must be an integer written in decimal digits only, at most ${MAX_ID}; got ${shown}`,

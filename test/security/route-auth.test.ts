@@ -111,6 +111,7 @@ function fill(path: string, f: Fixture): string {
     job: String(f.b.job),
     token: f.b.token,
     action: "pause",
+    tenant_id: f.b.tenant,
   };
   return path.replace(/:(\w+)/g, (_, name: string) => {
     const v = ids[name];
@@ -136,6 +137,7 @@ const CROSS_TENANT: Record<string, (f: Fixture) => { query?: string; body?: unkn
   // Filtering by another tenant lists nothing (the caller's own tenant is always implied).
   "GET /v1/subscriptions": (f) => ({ query: `tenant_id=${f.b.tenant}`, scoped: true }),
   "PATCH /v1/subscriptions/:id": () => ({ body: { status: "paused" } }),
+  "PUT /v1/tenants/:tenant_id/limits": () => ({ body: { max_subscriptions: 5 } }),
   "POST /v1/subscriptions/:id/rotate-secret": () => ({ body: {} }),
   "POST /v1/subscriptions/:id/head/drop": () => ({ body: { reason: "r" } }),
   "POST /v1/subscriptions/:id/dlq/replay": () => ({ body: {} }),
