@@ -23,6 +23,8 @@ export interface Findings {
   attempts: number;
   duplicates: number;
   duplicateRate: number;
+  /** Duplicates whose first 2xx went back while a crash-type fault was under way (a kill, a stall, a crash). */
+  duplicatesAroundCrash: number;
   /** Requests a stalled dispatcher sent after SIGCONT, and which of them it had claimed after SIGCONT. */
   stalledSends: number;
   connections: number;
@@ -91,6 +93,8 @@ export async function checkInvariants(input: {
   receiver: ChaosReceiver;
   stalls: readonly Stall[];
   resumedAutoPauses: ReadonlyMap<string, number>;
+  /** [from, to] wall-clock windows in which a delivery answered 2xx may be sent again (crashes). */
+  crashWindows: ReadonlyArray<readonly [number, number]>;
 }): Promise<Findings> {
   const { db, accepted, subs, receiver } = input;
   const violations = Object.fromEntries(VIOLATIONS.map((v) => [v, 0])) as Record<Violation, number>;
@@ -203,6 +207,7 @@ export async function checkInvariants(input: {
   const okByWebhook = new Map<string, number>();
   const okAt = new Map<string, Receipt>();
   let duplicates = 0;
+  let duplicatesAroundCrash = 0;
   const receiptsOf = new Map<string, Receipt[]>();
   for (const r of receiver.receipts) {
     if (!r.verified) flag("unverified_signature", `${r.key} ${r.webhookId}`);
@@ -218,6 +223,9 @@ export async function checkInvariants(input: {
     const firstOk = okAt.get(k);
     if (firstOk !== undefined) {
       duplicates += 1;
+      if (input.crashWindows.some(([from, to]) => firstOk.answeredAt >= from && firstOk.answeredAt <= to)) {
+        duplicatesAroundCrash += 1;
+      }
       const list = examples.duplicates ?? [];
       examples.duplicates = list;
       if (list.length < 20) {
@@ -372,6 +380,7 @@ export async function checkInvariants(input: {
     attempts,
     duplicates,
     duplicateRate: delivered > 0 ? duplicates / delivered : 0,
+    duplicatesAroundCrash,
     stalledSends,
     connections: receiver.connections,
     unattributedConnections: receiver.unattributedConnections,

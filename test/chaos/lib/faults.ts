@@ -125,3 +125,17 @@ export function summarize(
   }
   return out;
 }
+
+/**
+ * When a delivery answered 2xx may legitimately be sent again: from a request timeout (plus a margin) before
+ * a crash-type fault began (the delivery was in flight, its result not yet recorded) until it ended.
+ */
+export function crashWindows(
+  records: readonly FaultRecord[],
+  requestTimeoutMs: number,
+): Array<[number, number]> {
+  const crashes: FaultKind[] = ["dispatcher_kill", "postgres_crash", "stall", "embedded_kill"];
+  return records
+    .filter((r) => crashes.includes(r.kind))
+    .map((r) => [r.at - requestTimeoutMs - 2000, Math.max(r.end, r.at) + 1000] as [number, number]);
+}

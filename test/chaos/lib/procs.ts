@@ -7,15 +7,20 @@ const HERALD_BIN = fileURLToPath(new URL("../../../bin/herald.js", import.meta.u
 
 /** Every PID this run started and has not seen exit: killed when the test process exits, however it exits. */
 const started = new Set<number>();
-process.on("exit", () => {
+process.on("exit", () => killAllStarted());
+
+/** SIGKILLs every process of the run still alive (the last resort of every clean-up path). */
+export function killAllStarted(): void {
   for (const pid of started) {
     try {
+      process.kill(pid, "SIGCONT");
       process.kill(pid, "SIGKILL");
     } catch {
       /* already gone */
     }
   }
-});
+  started.clear();
+}
 
 export function trackPid(pid: number): void {
   started.add(pid);
@@ -45,6 +50,7 @@ export class HeraldChild {
   /** PIDs the run signalled to exit: their exits are expected. */
   private readonly doomed = new Set<number>();
   private exited: Promise<void> = Promise.resolve();
+  private ops: Promise<void> = Promise.resolve();
 
   constructor(
     readonly name: string,
@@ -66,6 +72,8 @@ export class HeraldChild {
     });
     fs.closeSync(log);
     if (child.pid === undefined) throw new Error(`could not start ${this.name}`);
+    if (process.env.CHAOS_DEBUG)
+      process.stdout.write(`[chaos] ${new Date().toISOString()} started ${this.name} pid ${child.pid}\n`);
     const pid = child.pid;
     trackPid(pid);
     this.child = child;
@@ -88,6 +96,8 @@ export class HeraldChild {
   signal(sig: NodeJS.Signals): void {
     if (!this.running) return;
     if (sig === "SIGKILL" || sig === "SIGTERM") this.doomed.add(this.pid);
+    if (process.env.CHAOS_DEBUG)
+      process.stdout.write(`[chaos] ${new Date().toISOString()} ${sig} ${this.name} pid ${this.pid}\n`);
     process.kill(this.pid, sig);
   }
 
@@ -96,13 +106,20 @@ export class HeraldChild {
     return this.exited;
   }
 
-  /** SIGKILL, then start again at once or after `delayMs`; the new process does not wait for the old one's reaping. */
-  async killAndRestart(delayMs: number, waitForExit: boolean): Promise<void> {
-    const old = this.exited;
-    this.signal("SIGKILL");
-    if (waitForExit) await old;
-    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-    this.start();
+  /**
+   * SIGKILL, then start again at once or after `delayMs`; unless `waitForExit`, the new process does not wait
+   * for the old one's reaping. One kill at a time per name: a second waits for the first's restart.
+   */
+  killAndRestart(delayMs: number, waitForExit: boolean): Promise<void> {
+    const run = this.ops.then(async () => {
+      const old = this.exited;
+      this.signal("SIGKILL");
+      if (waitForExit) await old;
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      this.start();
+    });
+    this.ops = run.catch(() => {});
+    return run;
   }
 
   /** Stops for good: SIGCONT (a stopped process cannot handle SIGTERM), SIGTERM, then SIGKILL after `graceMs`. */

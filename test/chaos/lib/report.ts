@@ -44,6 +44,7 @@ export function figures(r: ScenarioResult) {
     reordered: n("reordered", "positions_not_in_acceptance_order"),
     duplicates: f.duplicates,
     duplicate_rate: f.duplicateRate,
+    duplicates_around_a_crash: f.duplicatesAroundCrash,
     duplicates_with_another_webhook_id: n("two_webhook_ids", "receipt_webhook_id_mismatch"),
     stuck_rows: n("in_flight_at_end", "pending_at_end", "stuck_in_flight_during_run"),
     automatic_pauses: f.autoPauses,
@@ -85,7 +86,7 @@ export function markdown(params: ChaosParams, commit: string, results: readonly 
         ["**reordered**", f.reordered],
         [
           "**duplicates** (after a 2xx, same webhook-id)",
-          `${f.duplicates} (${(f.duplicate_rate * 100).toFixed(3)} %)`,
+          `${f.duplicates} (${(f.duplicate_rate * 100).toFixed(3)} %), ${f.duplicates_around_a_crash} of them around a crash`,
         ],
         ["duplicates under another webhook-id", f.duplicates_with_another_webhook_id],
         ["stuck rows", f.stuck_rows],
@@ -93,6 +94,7 @@ export function markdown(params: ChaosParams, commit: string, results: readonly 
         ["production / drain / wall time", `${f.production_s} s / ${f.drain_s} s / ${f.wall_s} s`],
         ["producer retries / duplicate answers", `${r.producer.retries} / ${r.producer.duplicateAnswers}`],
         ["stale results ignored (logged)", r.staleResultsLogged],
+        ["processes started during an outage that exited at start", r.startFailures.length],
         [
           "attempts by outcome",
           Object.entries(r.findings.attemptsByOutcome)

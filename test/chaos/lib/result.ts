@@ -18,6 +18,8 @@ export interface ScenarioResult {
   runViolations: Record<string, number>;
   runExamples: Record<string, string[]>;
   unexpectedExits: Exit[];
+  /** Processes the run started while PostgreSQL was down that exited at start (not counted as violations). */
+  startFailures: Exit[];
   samples: { taken: number; judged: number };
   staleResultsLogged: number;
   processes: Record<string, number[]>;

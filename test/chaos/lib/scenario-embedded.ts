@@ -6,9 +6,9 @@ import { freePort } from "../../support/port.ts";
 import { call, type SubscriptionView } from "./api.ts";
 import { checkInvariants } from "./check.ts";
 import { ADMIN_TOKEN, heraldEnv } from "./env.ts";
-import { type FaultRecord, planEmbedded } from "./faults.ts";
+import { crashWindows, type FaultRecord, planEmbedded } from "./faults.ts";
 import { type ChaosParams, HERALD_TIMINGS } from "./params.ts";
-import { type Exit, HeraldChild, waitHttpOk } from "./procs.ts";
+import { type Exit, HeraldChild, killAllStarted, waitHttpOk } from "./procs.ts";
 import { Producer } from "./producer.ts";
 import { ChaosReceiver } from "./receiver.ts";
 import type { ScenarioResult } from "./result.ts";
@@ -131,7 +131,10 @@ export async function runEmbeddedScenario(params: ChaosParams, logDir: string): 
         rec.recoveryMs = Date.now() - rec.at;
       } catch {
         rec.recoveryMs = null;
-        note("not_recovered", `no answer within ${READY_TIMEOUT_MS} ms of the kill at ${f.atMs} ms`);
+        note(
+          "not_recovered",
+          `no answer within ${READY_TIMEOUT_MS} ms of the kill at ${f.atMs} ms (pid ${herald.pid} ${herald.running ? "running" : "gone"}): ${fs.readFileSync(logFile, "utf8").slice(-600)}`,
+        );
       }
     }
     await productionDone;
@@ -177,6 +180,7 @@ export async function runEmbeddedScenario(params: ChaosParams, logDir: string): 
         receiver,
         stalls: [],
         resumedAutoPauses: operator.resumedAutoPauses,
+        crashWindows: crashWindows(faults, HERALD_TIMINGS.requestTimeoutMs),
       });
     } finally {
       await db.close();
@@ -193,6 +197,7 @@ export async function runEmbeddedScenario(params: ChaosParams, logDir: string): 
       runViolations,
       runExamples,
       unexpectedExits,
+      startFailures: [],
       samples: { taken: 0, judged: 0 },
       staleResultsLogged: 0,
       processes: { embedded: herald.history.map((h) => h.pid) },
@@ -201,5 +206,6 @@ export async function runEmbeddedScenario(params: ChaosParams, logDir: string): 
     for (const c of cleanups.reverse()) {
       await c().catch(() => {});
     }
+    killAllStarted();
   }
 }

@@ -5,16 +5,30 @@ import type { Queryable } from "../../../src/store/db.ts";
 import { freePort } from "../../support/port.ts";
 import { checkInvariants, counterMismatches, type Stall } from "./check.ts";
 import { ADMIN_TOKEN, heraldEnv } from "./env.ts";
-import { type FaultRecord, type PlannedFault, planDistributed } from "./faults.ts";
+import { crashWindows, type FaultRecord, type PlannedFault, planDistributed } from "./faults.ts";
 import { type ChaosParams, HERALD_TIMINGS } from "./params.ts";
 import { PrivatePostgres } from "./postgres.ts";
-import { type Exit, HeraldChild, runHerald, waitHttpOk } from "./procs.ts";
+import { type Exit, HeraldChild, killAllStarted, runHerald, waitHttpOk } from "./procs.ts";
 import { Producer } from "./producer.ts";
 import { ChaosReceiver } from "./receiver.ts";
 import { ChaosRedis } from "./redis.ts";
 import { firstWithin, receiptTimesByPid, type ScenarioResult, sleep, survivor } from "./result.ts";
 import { createRng } from "./rng.ts";
 import { createSubscriptions, Operator, typeOf } from "./workload.ts";
+
+/** How a process that could not start because PostgreSQL was down ends its log. */
+const STARTUP_OUTAGE =
+  /database system is (starting up|not yet accepting connections|shutting down)|ECONNREFUSED/;
+/** An uncaught error: a crash, whatever the cause. */
+const CRASH = /Unhandled 'error' event|uncaughtException|Uncaught/;
+
+function readTail(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8").slice(-4000);
+  } catch {
+    return "";
+  }
+}
 
 /** A surviving process must serve again within this window after an outage ends (when observed this long). */
 const RESUME_WINDOW_MS = 30_000;
@@ -41,6 +55,7 @@ export async function runPostgresScenario(params: ChaosParams, logDir: string): 
   const cleanups: Array<() => Promise<void>> = [];
   const children: HeraldChild[] = [];
   const unexpectedExits: Exit[] = [];
+  const startFailures: Exit[] = [];
   const runViolations: Record<string, number> = {
     unexpected_exit: 0,
     not_recovered: 0,
@@ -67,13 +82,21 @@ export async function runPostgresScenario(params: ChaosParams, logDir: string): 
     let stopping = false;
     const onExit = (e: Exit) => {
       if (e.expected || stopping) return;
-      unexpectedExits.push(e);
-      note(
-        "unexpected_exit",
-        `${e.name} (pid ${e.pid}) exited by itself: code ${e.code}, signal ${e.signal}`,
-      );
-      // A supervisor would start it again; so does the run, to go on.
       const child = children.find((c) => c.name === e.name);
+      const entry = child?.history.find((h) => h.pid === e.pid);
+      const tail = readTail(path.join(logDir, `${e.name}.log`));
+      if (entry && e.at - entry.startedAt < 60_000 && STARTUP_OUTAGE.test(tail) && !CRASH.test(tail)) {
+        // Started while PostgreSQL was down or recovering: the start fails (status 1), a supervisor's
+        // restart gets it going. Counted apart: it never served, so it had nothing to recover.
+        startFailures.push(e);
+      } else {
+        unexpectedExits.push(e);
+        note(
+          "unexpected_exit",
+          `${e.name} (pid ${e.pid}) exited by itself: code ${e.code}, signal ${e.signal}: ${tail.slice(-600)}`,
+        );
+      }
+      // A supervisor would start it again; so does the run, to go on.
       setTimeout(() => {
         if (!stopping && child && !child.running) child.start();
       }, 1000);
@@ -382,6 +405,7 @@ export async function runPostgresScenario(params: ChaosParams, logDir: string): 
       receiver,
       stalls,
       resumedAutoPauses: operator.resumedAutoPauses,
+      crashWindows: crashWindows(faults, HERALD_TIMINGS.requestTimeoutMs),
     });
     stopping = true;
     await Promise.all(children.map((c) => c.stop()));
@@ -402,6 +426,7 @@ export async function runPostgresScenario(params: ChaosParams, logDir: string): 
       runViolations,
       runExamples,
       unexpectedExits,
+      startFailures,
       samples,
       staleResultsLogged,
       processes: Object.fromEntries(children.map((c) => [c.name, c.history.map((h) => h.pid)])),
@@ -410,5 +435,6 @@ export async function runPostgresScenario(params: ChaosParams, logDir: string): 
     for (const c of cleanups.reverse()) {
       await c().catch(() => {});
     }
+    killAllStarted();
   }
 }
