@@ -103,7 +103,7 @@ export function markdown(params: ChaosParams, commit: string, results: readonly 
         ],
       ]),
       "",
-      "| fault | count | recovery min / median / max (ms) | not recovered |",
+      "| fault | count | recovery min / median / max (ms) | no request seen from the process |",
       "| --- | --- | --- | --- |",
       ...Object.entries(f.faults).map(
         ([k, s]) =>
