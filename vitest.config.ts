@@ -3,8 +3,8 @@ import { configDefaults, defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // The browser suite has its own config and script (npm run test:browser).
-    exclude: [...configDefaults.exclude, "test/browser/**"],
+    // The browser and chaos suites have their own configs and scripts (npm run test:browser, test:chaos).
+    exclude: [...configDefaults.exclude, "test/browser/**", "test/chaos/**"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,

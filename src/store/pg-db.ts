@@ -90,6 +90,14 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       return retryingConflicts(async () => {
         const client = await pool.connect();
+        // A checked-out client has no pool listener: without this one, a server that goes away mid-transaction
+        // (a PostgreSQL crash or restart) emits an unhandled 'error' and ends the process. The statement in
+        // progress, or the next one, fails instead; the broken client leaves the pool.
+        let broken: Error | null = null;
+        const onError = (err: Error) => {
+          broken = err;
+        };
+        client.on("error", onError);
         try {
           await client.query("BEGIN");
           const out = await fn(wrap(client));
@@ -99,7 +107,8 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
           await client.query("ROLLBACK").catch(() => {});
           throw redactDbError(err, "transaction");
         } finally {
-          client.release();
+          client.removeListener("error", onError);
+          client.release(broken ?? undefined);
         }
       });
     },
