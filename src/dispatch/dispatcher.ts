@@ -7,8 +7,10 @@ import type { Metrics } from "../metrics.ts";
 import { type ClaimedDelivery, claimDue } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import { type AttemptResult, recordResults } from "../store/record.ts";
+import { registerLocalOwner } from "../store/sessions.ts";
 import { buildRequest } from "./message.ts";
 import { attemptResult } from "./outcome.ts";
+import { SessionKeeper } from "./session-keeper.ts";
 import { Wakeup } from "./wakeup.ts";
 
 export interface DispatcherOptions {
@@ -19,6 +21,8 @@ export interface DispatcherOptions {
   metrics: Metrics;
   /** Called after a commit paused subscriptions (DLQ ceiling), to broadcast it. */
   onPaused?: (subscriptionIds: readonly string[]) => void;
+  /** Called after a commit queued retries, with the earliest one's due time (ms since the epoch). */
+  onRetryQueued?: (dueAtMs: number) => void;
   /** Queues the bulk loop must leave alone this time (held by a push drain). */
   exclude?: (subscriptionIds: readonly string[]) => Promise<ReadonlySet<string>>;
   owner?: string;
@@ -54,6 +58,8 @@ export class Dispatcher {
   private running = false;
   private loop: Promise<void> | null = null;
   private stopping = false;
+  private session: SessionKeeper | null = null;
+  private unregister: (() => void) | null = null;
   /** Where the next claim starts its walk over subscriptions with work (round-robin by id). */
   private cursor: string | null = null;
   /**
@@ -66,9 +72,18 @@ export class Dispatcher {
     this.owner = opts.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   }
 
+  /**
+   * Registers this dispatcher as live (src/store/sessions.ts: a session of its own on PostgreSQL, the
+   * process's list on the embedded store), so its in-flight rows are taken back soon after it dies, then
+   * starts claiming.
+   */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const { db, log } = this.opts;
+    this.unregister = registerLocalOwner(db, this.owner);
+    this.session = new SessionKeeper({ db, owner: this.owner, log });
+    await this.session.start();
     this.loop = this.run();
   }
 
@@ -137,6 +152,8 @@ export class Dispatcher {
     await this.loop;
     await Promise.allSettled([...this.inFlight.values()]);
     await this.flush();
+    await this.session?.stop();
+    this.unregister?.();
   }
 
   private async run(): Promise<void> {
@@ -244,6 +261,8 @@ export class Dispatcher {
           log.warn({ stale: summary.stale }, "results arrived after their lease was taken back; ignored");
         }
         if (summary.paused.length > 0) this.opts.onPaused?.(summary.paused);
+        const retryIn = Math.min(...batch.map((r) => r.retry_delay_ms ?? Number.POSITIVE_INFINITY));
+        if (retryIn !== Number.POSITIVE_INFINITY) this.opts.onRetryQueued?.(Date.now() + retryIn);
         this.settle(batch.map((r) => r.delivery_id));
         attempt = 0;
         // Slots are free and ordered queues may have a new head: look for work now, not only once the
