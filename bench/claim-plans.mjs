@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { numberOption as opt } from "./lib/util.mjs";
+import { BENCH_ENCRYPTION_KEY, numberOption as opt } from "./lib/util.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -115,7 +115,12 @@ const urlFor = (extra = "") =>
   `${base}${base.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}${extra}`)}`;
 try {
   execFileSync(process.execPath, [path.join(root, "bin", "herald.js"), "migrate"], {
-    env: { ...process.env, DATABASE_URL: urlFor(), HERALD_ADMIN_TOKEN: "claim-plans-benchmark-token-0123" },
+    env: {
+      ...process.env,
+      DATABASE_URL: urlFor(),
+      HERALD_ADMIN_TOKEN: "claim-plans-benchmark-token-0123",
+      HERALD_ENCRYPTION_KEY: BENCH_ENCRYPTION_KEY,
+    },
     stdio: "ignore",
   });
   await admin.query(`SET search_path = ${schema}`);

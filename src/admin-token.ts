@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { newTokenValue } from "./ids.ts";
+import { makePrivateDir, writePrivateFile } from "./store/data-dir.ts";
 
 /**
  * The admin token: from HERALD_ADMIN_TOKEN, or (embedded store) generated once and kept in the data dir.
@@ -18,9 +19,9 @@ export function resolveAdminToken(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  fs.mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   const token = `hra_${newTokenValue().slice(4)}`;
-  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  writePrivateFile(file, `${token}\n`);
   return { token, created: true };
 }
 

@@ -8,6 +8,7 @@ import {
   parseRetrySchedule,
   RETRY_SCHEDULE_ENV,
 } from "./domain/retry-schedule.ts";
+import { type EncryptionKey, parseEncryptionKeys } from "./store/secret-box.ts";
 
 export interface Settings {
   databaseUrl: string | null;
@@ -17,6 +18,11 @@ export interface Settings {
   port: number;
   host: string;
   adminToken: string | null;
+  /**
+   * HERALD_ENCRYPTION_KEY: the keys that seal signing secrets at rest, the first sealing, every one
+   * opening (src/store/secret-box.ts). Null on the embedded store: it keeps its own key in the data dir.
+   */
+  encryptionKeys: EncryptionKey[] | null;
   allowPrivateTargets: boolean;
   pushDrain: boolean;
   drainLockTtlMs: number;
@@ -34,6 +40,11 @@ export interface Settings {
   defaultPendingCeiling: number;
   defaultDlqCeiling: number;
   maxBodyBytes: number;
+  /**
+   * How many subscriptions (not deleted) one tenant may have, unless the admin set another limit for
+   * it (HERALD_MAX_SUBSCRIPTIONS_PER_TENANT; PUT /v1/tenants/:tenant_id/limits).
+   */
+  maxSubscriptionsPerTenant: number;
   logLevel: string;
   /** How often the panel's sampler records pending and DLQ counts (HERALD_SAMPLE_INTERVAL_MS). */
   sampleIntervalMs: number;
@@ -54,6 +65,9 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** The highest subscription limit a tenant may have, by environment or by the admin's override. */
+export const MAX_SUBSCRIPTIONS_LIMIT = 1_000_000;
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -107,6 +121,15 @@ class Reader {
     }
   }
 
+  encryptionKeys(): EncryptionKey[] | null {
+    const v = this.raw("HERALD_ENCRYPTION_KEY");
+    if (v === undefined) return null;
+    const parsed = parseEncryptionKeys(v);
+    if (parsed.ok) return parsed.keys;
+    this.problems.push(parsed.message);
+    return null;
+  }
+
   retrySchedule(): number[] {
     const v = this.raw(RETRY_SCHEDULE_ENV);
     if (v === undefined) return [...DEFAULT_RETRY_SCHEDULE_MS];
@@ -131,6 +154,12 @@ export function loadSettings(env: Env = process.env): Settings {
   if (databaseUrl !== null && adminToken === null) {
     r.problems.push("HERALD_ADMIN_TOKEN is required when DATABASE_URL is set");
   }
+  const encryptionKeys = r.encryptionKeys();
+  if (databaseUrl !== null && r.raw("HERALD_ENCRYPTION_KEY") === undefined) {
+    r.problems.push(
+      "HERALD_ENCRYPTION_KEY is required when DATABASE_URL is set: <key id>:<base64 of 32 bytes>, e.g. k1:$(openssl rand -base64 32)",
+    );
+  }
   const settings: Settings = {
     databaseUrl,
     dataDir: path.resolve(r.raw("HERALD_DATA_DIR") ?? "./.herald"),
@@ -139,6 +168,7 @@ export function loadSettings(env: Env = process.env): Settings {
     port: r.int("HERALD_PORT", 8080, 0, 65535),
     host: r.raw("HERALD_HOST") ?? "127.0.0.1",
     adminToken,
+    encryptionKeys,
     allowPrivateTargets: r.bool("HERALD_ALLOW_PRIVATE_TARGETS", false),
     pushDrain: r.bool("HERALD_PUSH_DRAIN", true),
     drainLockTtlMs: r.int("HERALD_DRAIN_LOCK_TTL_MS", 15000, 100, 3_600_000),
@@ -165,6 +195,7 @@ export function loadSettings(env: Env = process.env): Settings {
       maxPendingHardCap,
     ),
     maxBodyBytes: r.int("HERALD_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+    maxSubscriptionsPerTenant: r.int("HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", 100, 1, MAX_SUBSCRIPTIONS_LIMIT),
     logLevel: r.raw("HERALD_LOG_LEVEL") ?? "info",
     sampleIntervalMs: r.int("HERALD_SAMPLE_INTERVAL_MS", 60000, 1000, 3_600_000),
     embeddedWasmOptimize: r.bool("HERALD_EMBEDDED_WASM_OPTIMIZE", false),
@@ -181,8 +212,14 @@ export function loadSettings(env: Env = process.env): Settings {
   return settings;
 }
 
+/** The HERALD_ENCRYPTION_KEY of tests (and of child processes they start): a fixed, public key. */
+export const TEST_ENCRYPTION_KEY = "test:dGVzdC1lbmNyeXB0aW9uLWtleS0wMTIzNDU2Nzg5YWI=";
+
 /** Settings for tests and embedding: defaults, overridden field by field. */
 export function testSettings(overrides: Partial<Settings> = {}): Settings {
-  const base = loadSettings({ HERALD_ADMIN_TOKEN: "test-admin-token-0123456789" });
+  const base = loadSettings({
+    HERALD_ADMIN_TOKEN: "test-admin-token-0123456789",
+    HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+  });
   return { ...base, ...overrides };
 }

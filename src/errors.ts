@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   unsupported_media_type: 415,
   out_of_range: 422,
   invalid_url: 422,
+  limit_exceeded: 422,
   unavailable: 503,
   internal: 500,
 } as const;

@@ -18,6 +18,9 @@ function names(problems: string[], variable: string): boolean {
   return problems.some((p) => p.startsWith(variable) || p.includes(` ${variable} `));
 }
 
+const KEY_A = Buffer.alloc(32, 1).toString("base64");
+const KEY_B = Buffer.alloc(32, 2).toString("base64");
+
 describe("loadSettings", () => {
   it("uses the documented defaults when the environment is empty", () => {
     const s = loadSettings({});
@@ -41,6 +44,7 @@ describe("loadSettings", () => {
       defaultPendingCeiling: 10000,
       defaultDlqCeiling: 1000,
       maxBodyBytes: 1048576,
+      maxSubscriptionsPerTenant: 100,
       embeddedWasmOptimize: false,
     });
     // Seven delays: eight attempts.
@@ -58,6 +62,7 @@ describe("loadSettings", () => {
     const s = loadSettings({
       DATABASE_URL: "postgres://u@db:5432/herald",
       HERALD_ADMIN_TOKEN: "a-long-enough-admin-token",
+      HERALD_ENCRYPTION_KEY: `k2:${KEY_B}, k1:${KEY_A}`,
       REDIS_URL: "redis://cache:6379",
       HERALD_PORT: "9090",
       HERALD_HOST: "0.0.0.0",
@@ -68,8 +73,10 @@ describe("loadSettings", () => {
       HERALD_DEFAULT_PENDING_CEILING: "150000",
       HERALD_DATA_DIR: "/tmp/somewhere",
       HERALD_EMBEDDED_WASM_OPTIMIZE: "true",
+      HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "2500",
     });
     expect(s).toMatchObject({
+      maxSubscriptionsPerTenant: 2500,
       databaseUrl: "postgres://u@db:5432/herald",
       adminToken: "a-long-enough-admin-token",
       redisUrl: "redis://cache:6379",
@@ -83,6 +90,40 @@ describe("loadSettings", () => {
       dataDir: "/tmp/somewhere",
       embeddedWasmOptimize: true,
     });
+    // The first key seals, every key opens.
+    expect(s.encryptionKeys?.map((k) => [k.kid, k.key.toString("base64")])).toEqual([
+      ["k2", KEY_B],
+      ["k1", KEY_A],
+    ]);
+  });
+
+  it("requires HERALD_ENCRYPTION_KEY with DATABASE_URL, and the embedded store does without it", () => {
+    const problems = problemsOf({
+      DATABASE_URL: "postgres://u@db:5432/herald",
+      HERALD_ADMIN_TOKEN: "a-long-enough-admin-token",
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^HERALD_ENCRYPTION_KEY is required when DATABASE_URL is set/);
+    expect(loadSettings({}).encryptionKeys).toBeNull();
+  });
+
+  it.each([
+    ["no key id", KEY_A, "entry 1 must be <key id>:<base64 of 32 bytes>"],
+    ["a bad key id", `k.1:${KEY_A}`, 'entry 1: the key id must be 1-32 of A-Z a-z 0-9 _ -; got "k.1"'],
+    [
+      "a short key",
+      `k1:${Buffer.alloc(16).toString("base64")}`,
+      'entry 1 (key id "k1"): the key must be 32 bytes',
+    ],
+    ["a key that is not base64", "k1:not base64!", 'entry 1 (key id "k1"): the key is not base64'],
+    ["an id twice", `k1:${KEY_A},k1:${KEY_B}`, 'entry 2: the key id "k1" appears twice'],
+    ["an empty second entry", `k1:${KEY_A},`, "entry 2 must be <key id>:<base64 of 32 bytes>"],
+  ])("refuses HERALD_ENCRYPTION_KEY with %s, naming the entry and never the key", (_what, value, message) => {
+    const problems = problemsOf({ HERALD_ENCRYPTION_KEY: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(`HERALD_ENCRYPTION_KEY ${message}`);
+    expect(problems[0]).not.toContain(KEY_A);
+    expect(problems[0]).not.toContain(KEY_B);
   });
 
   it("treats empty values as unset", () => {
@@ -119,6 +160,9 @@ describe("loadSettings", () => {
     ["HERALD_RETRY_SCHEDULE_MS", { HERALD_RETRY_SCHEDULE_MS: "5,x" }, "x"],
     ["DATABASE_URL", { DATABASE_URL: "mysql://x", HERALD_ADMIN_TOKEN: "a-long-enough-admin-token" }, "mysql"],
     ["HERALD_DEFAULT_PENDING_CEILING", { HERALD_DEFAULT_PENDING_CEILING: "60000" }, "60000"],
+    ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "0" }, "0"],
+    ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "1000001" }, "1000001"],
+    ["HERALD_MAX_SUBSCRIPTIONS_PER_TENANT", { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: "ten" }, "ten"],
   ])("names %s and the value it got (%j)", (variable, env, got) => {
     const problems = problemsOf(env);
     const p = problems.find((m) => m.startsWith(variable));
@@ -162,7 +206,10 @@ describe("loadSettings", () => {
   });
 
   it("requires an admin token with DATABASE_URL, and only then", () => {
-    const problems = problemsOf({ DATABASE_URL: "postgres://u@db/herald" });
+    const problems = problemsOf({
+      DATABASE_URL: "postgres://u@db/herald",
+      HERALD_ENCRYPTION_KEY: `k1:${KEY_A}`,
+    });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain("HERALD_ADMIN_TOKEN");
     expect(problems[0]).toContain("DATABASE_URL");

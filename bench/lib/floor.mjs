@@ -21,7 +21,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { cpuMeter } from "./proc.mjs";
-import { EVENT_TYPE, payload } from "./util.mjs";
+import { BENCH_ENCRYPTION_KEY, EVENT_TYPE, payload } from "./util.mjs";
 import { signatureHeaders } from "./webhook.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -101,7 +101,12 @@ export async function measureFloor({
       await c.query("CREATE INDEX jobs_pending ON jobs (id) WHERE status = 'pending'");
     } else {
       execFileSync(process.execPath, [path.join(root, "bin", "herald.js"), "migrate"], {
-        env: { ...process.env, DATABASE_URL: url, HERALD_ADMIN_TOKEN: "floor-benchmark-token-0123456789" },
+        env: {
+          ...process.env,
+          DATABASE_URL: url,
+          HERALD_ADMIN_TOKEN: "floor-benchmark-token-0123456789",
+          HERALD_ENCRYPTION_KEY: BENCH_ENCRYPTION_KEY,
+        },
         stdio: "ignore",
       });
       if (setup) await c.query(setup);

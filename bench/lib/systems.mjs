@@ -13,7 +13,7 @@ import IORedis from "ioredis";
 import PgBoss from "pg-boss";
 import { Pool } from "undici";
 import { forkWorker, freePort, spawnProcess, stopChild, waitHttpReady, waitOutput } from "./proc.mjs";
-import { EVENT_TYPE, payload } from "./util.mjs";
+import { BENCH_ENCRYPTION_KEY, EVENT_TYPE, payload } from "./util.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..", "..");
@@ -247,6 +247,7 @@ function heraldEnv(ctx, tag, sys, port) {
     const extra = ctx.opts.heraldPgOptions ? ` ${ctx.opts.heraldPgOptions}` : "";
     env.DATABASE_URL = `${ctx.pgUrl}?options=${encodeURIComponent(`-c search_path=${schema}${extra}`)}`;
     env.REDIS_URL = ctx.redisUrl;
+    env.HERALD_ENCRYPTION_KEY = BENCH_ENCRYPTION_KEY;
     env.HERALD_REDIS_PREFIX = `${ctx.redisPrefix}${tag}:`;
     return { env, schema };
   }

@@ -57,3 +57,9 @@ export function numberOption(name, dflt, argv = process.argv.slice(2)) {
   const i = argv.indexOf(name);
   return i >= 0 ? Number(String(argv[i + 1]).replaceAll("_", "")) : dflt;
 }
+
+/**
+ * HERALD_ENCRYPTION_KEY of the Herald processes a benchmark starts on PostgreSQL (required there): the
+ * benchmark's data is thrown away, so a fixed key will do.
+ */
+export const BENCH_ENCRYPTION_KEY = `bench:${Buffer.alloc(32, 7).toString("base64")}`;

@@ -16,6 +16,7 @@ import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { retriggerRoutes } from "./routes/retriggers.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
+import { tenantRoutes } from "./routes/tenants.ts";
 import { auditRoutes, tokenRoutes } from "./routes/tokens-audit.ts";
 import { ErrorBody } from "./schemas.ts";
 
@@ -153,6 +154,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(operatorRoutes(ctx), { prefix: "/v1" });
   await app.register(retriggerRoutes(ctx), { prefix: "/v1" });
   await app.register(tokenRoutes(ctx), { prefix: "/v1" });
+  await app.register(tenantRoutes(ctx), { prefix: "/v1" });
   await app.register(auditRoutes(ctx), { prefix: "/v1" });
   await app.register(panelPlugin({ ctx, adminToken: opts.adminToken }), { prefix: "/webhooks" });
   if (opts.register) await opts.register(app);

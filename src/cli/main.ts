@@ -10,6 +10,7 @@ import { type ClientFlags, clientCommand, fail, output } from "./common.ts";
 import { registerOperatorCommands } from "./operator.ts";
 import { printTable } from "./output.ts";
 import { registerRetriggerCommands } from "./retrigger.ts";
+import { registerTenantCommands } from "./tenants.ts";
 
 const program = new Command("herald").description("Herald: outbound webhook delivery").showHelpAfterError();
 
@@ -177,5 +178,6 @@ clientCommand(tokens.command("create").description("admin only: make a tenant-sc
 
 registerOperatorCommands(program);
 registerRetriggerCommands(program);
+registerTenantCommands(program);
 
 await program.parseAsync(process.argv);

@@ -8,7 +8,7 @@ import { type ClaimedDelivery, claimDue } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import { type AttemptResult, recordResults } from "../store/record.ts";
 import { registerLocalOwner } from "../store/sessions.ts";
-import { buildRequest } from "./message.ts";
+import { buildRequest, type SecretOpener } from "./message.ts";
 import { attemptResult } from "./outcome.ts";
 import { SessionKeeper } from "./session-keeper.ts";
 import { Wakeup } from "./wakeup.ts";
@@ -16,6 +16,8 @@ import { Wakeup } from "./wakeup.ts";
 export interface DispatcherOptions {
   db: Db;
   settings: Settings;
+  /** Opens the sealed signing secrets a claim returns (src/store/secret-box.ts). */
+  secrets: SecretOpener;
   log: Logger;
   sender: Sender;
   metrics: Metrics;
@@ -211,7 +213,7 @@ export class Dispatcher {
     if (d.ordering === "ordered") this.orderedOut.add(d.subscription_id);
     const task = (async () => {
       try {
-        const sent = await sender.send(buildRequest(d));
+        const sent = await sender.send(buildRequest(d, this.opts.secrets));
         metrics.attemptLatency.observe(sent.latencyMs / 1000);
         const result = attemptResult(
           d.delivery_id,

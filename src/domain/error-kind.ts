@@ -26,6 +26,22 @@ export function isErrorKind(value: unknown): value is ErrorKind {
   return typeof value === "string" && (ERROR_KINDS as readonly string[]).includes(value);
 }
 
+/**
+ * Kinds that waiting cannot cure: the target resolves to an address Herald refuses, and it refuses it
+ * again on every attempt. An attempt failing with one of these goes to the DLQ at once, whatever
+ * attempts the schedule has left; an operator's replay (after fixing the URL or its DNS) still tries.
+ */
+export const NOT_RETRIED_KINDS: readonly ErrorKind[] = ["ssrf_blocked"];
+
+/** False for a kind in {@link NOT_RETRIED_KINDS}: its failure is final for this delivery. */
+export function isRetryable(kind: ErrorKind): boolean {
+  return !NOT_RETRIED_KINDS.includes(kind);
+}
+
+/** What follows the detail of an attempt that was not retried because of its kind. */
+export const NOT_RETRIED_SUFFIX =
+  "; not retried: moved to the DLQ at once (replay after fixing the URL or its DNS)";
+
 /** Longest `error_detail` we ever produce. */
 export const MAX_DETAIL_LENGTH = 500;
 
@@ -113,6 +129,16 @@ export function formatDetail(key: ErrorCatalogKey, specifics?: string | null): s
   const full = extra === "" ? base : `${base}: ${extra}`;
   if (full.length <= MAX_DETAIL_LENGTH) return full;
   return `${full.slice(0, MAX_DETAIL_LENGTH - 1)}…`;
+}
+
+/**
+ * The detail of an attempt sent to the DLQ without retries: the attempt's own detail (cut to fit) and
+ * {@link NOT_RETRIED_SUFFIX}, still at most {@link MAX_DETAIL_LENGTH} characters.
+ */
+export function notRetriedDetail(detail: string): string {
+  const room = MAX_DETAIL_LENGTH - NOT_RETRIED_SUFFIX.length;
+  const head = detail.length <= room ? detail : `${detail.slice(0, room - 1)}…`;
+  return `${head}${NOT_RETRIED_SUFFIX}`;
 }
 
 /** Kind and detail for a catalog message. */

@@ -21,9 +21,12 @@ import { createLogger, type Logger } from "../log.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
 import { Sampler } from "../panel/sampler.ts";
 import type { ServiceContext, ServiceHooks } from "../service/context.ts";
+import { resolveEncryptionKeys } from "../store/data-dir.ts";
 import type { Db } from "../store/db.ts";
 import { migrate } from "../store/migrate.ts";
 import { openStore } from "../store/open.ts";
+import { resealSecrets } from "../store/reseal.ts";
+import { SecretBox } from "../store/secret-box.ts";
 
 export interface Roles {
   api: boolean;
@@ -44,6 +47,8 @@ export interface HeraldProcess {
   /** Where the API listens, e.g. http://127.0.0.1:8080 (null without the api role). */
   url: string | null;
   adminToken: string;
+  /** Seals and opens signing secrets (src/store/secret-box.ts). */
+  secrets: SecretBox;
   metrics: Metrics;
   dispatcher: Dispatcher | null;
   scheduler: Scheduler | null;
@@ -67,7 +72,11 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
   const { token: adminToken, created } = settings.databaseUrl
     ? { token: settings.adminToken ?? "", created: false }
     : resolveAdminToken(settings.adminToken, settings.dataDir);
-  const db = opts.db ?? (await openStore(settings, opts.roles.api ? "herald-api" : "herald-dispatcher"));
+  // The data directory's key file only for the embedded store opened from it here.
+  const secrets = new SecretBox(
+    resolveEncryptionKeys(settings.encryptionKeys, settings.databaseUrl || opts.db ? null : settings.dataDir),
+  );
+  const db = opts.db ?? (await openStore(settings, opts.roles.api ? "herald-api" : "herald-dispatcher", log));
   const components: Component[] = [];
   let app: FastifyInstance | null = null;
   let stopped = false;
@@ -88,6 +97,13 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       log.info(
         { applied, schema_version: current },
         applied.length ? "migrations applied" : "schema up to date",
+      );
+    }
+    const { resealed } = await resealSecrets(db, secrets);
+    if (resealed > 0) {
+      log.info(
+        { subscriptions: resealed, key_id: secrets.primaryKid },
+        "signing secrets sealed under the current key",
       );
     }
     const metrics = createMetrics();
@@ -147,7 +163,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       },
       retriggerQueued: () => retriggerRunner?.wake(),
     };
-    const ctx: ServiceContext = { db, settings, log, hooks };
+    const ctx: ServiceContext = { db, settings, log, hooks, secrets };
     if (opts.roles.dispatcher) {
       const sender = createSender({
         timeoutMs: settings.requestTimeoutMs,
@@ -157,6 +173,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       const d = new Dispatcher({
         db,
         settings,
+        secrets,
         log: log.child({ component: "dispatcher" }),
         sender,
         metrics,
@@ -249,6 +266,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
       app,
       url,
       adminToken,
+      secrets,
       metrics,
       dispatcher,
       scheduler,

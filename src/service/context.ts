@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Settings } from "../config.ts";
 import type { Db } from "../store/db.ts";
+import type { SecretBox } from "../store/secret-box.ts";
 
 /** Who acts: the admin token, a tenant-scoped token, or Herald itself. */
 export type Actor =
@@ -37,4 +38,6 @@ export interface ServiceContext {
   settings: Settings;
   log: Logger;
   hooks: ServiceHooks;
+  /** Seals a signing secret before it is stored (src/store/secret-box.ts). */
+  secrets: SecretBox;
 }

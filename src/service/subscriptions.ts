@@ -23,6 +23,7 @@ import {
 } from "./context.ts";
 import { diff } from "./diff.ts";
 import { toPage } from "./page.ts";
+import { enforceSubscriptionLimit } from "./tenant-limits.ts";
 
 /** What the API shows of a subscription: never its secrets. */
 export interface SubscriptionView {
@@ -171,10 +172,11 @@ export async function createSubscription(
     ),
     dlq_ceiling: checkCeiling(ctx, "dlq_ceiling", input.dlq_ceiling ?? ctx.settings.defaultDlqCeiling),
     max_in_flight: checkMaxInFlight(input.max_in_flight ?? 10),
-    secret: generateSecret(),
   };
+  const secret = generateSecret();
   const created = await ctx.db.transaction(async (tx) => {
-    const s = await insertSubscription(tx, row);
+    await enforceSubscriptionLimit(ctx, tx, tenantId);
+    const s = await insertSubscription(tx, { ...row, secret: ctx.secrets.seal(secret) });
     await insertAudit(tx, [
       {
         actor: actorName(actor),
@@ -186,7 +188,7 @@ export async function createSubscription(
     ]);
     return s;
   });
-  return { subscription: viewSubscription(created), secret: row.secret };
+  return { subscription: viewSubscription(created), secret };
 }
 
 function pick<T extends object>(o: T, fields: ReadonlyArray<keyof T>): Partial<T> {
@@ -343,8 +345,9 @@ export async function rotateSecret(
   await ctx.db.transaction(async (tx) => {
     const current = await lockVisibleSubscription(tx, actor, id);
     await updateSubscription(tx, id, {
-      secret,
-      previous_secret: current.secret,
+      secret: ctx.secrets.seal(secret),
+      // Stored sealed already; sealed again only if under an older key or from before encryption.
+      previous_secret: ctx.secrets.reseal(current.secret),
       previous_secret_expires_at: expires,
     });
     await insertAudit(tx, [

@@ -7,6 +7,7 @@ import {
   type QueryResult,
   retryingConflicts,
 } from "./db.ts";
+import { redactDbError, statementLabel } from "./db-error.ts";
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -38,10 +39,15 @@ function wrap(client: pg.Pool | pg.PoolClient | pg.Client, planned?: () => pg.Po
       opts?: QueryOptions,
     ): Promise<QueryResult<R>> {
       const values = params as unknown[];
-      const res = opts?.name
-        ? await (planned?.() ?? client).query({ name: opts.name, text: sql, values })
-        : await client.query(sql, values);
-      return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+      try {
+        const res = opts?.name
+          ? await (planned?.() ?? client).query({ name: opts.name, text: sql, values })
+          : await client.query(sql, values);
+        return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+      } catch (err) {
+        // A DatabaseError's detail can quote the failing row; see db-error.ts.
+        throw redactDbError(err, statementLabel(sql, opts?.name));
+      }
     },
   };
 }
@@ -112,7 +118,11 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
     query: q.query,
     dedicated,
     async exec(sql: string) {
-      await pool.query(sql);
+      try {
+        await pool.query(sql);
+      } catch (err) {
+        throw redactDbError(err, statementLabel(sql));
+      }
     },
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       return retryingConflicts(async () => {
@@ -124,7 +134,7 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
           return out;
         } catch (err) {
           await client.query("ROLLBACK").catch(() => {});
-          throw err;
+          throw redactDbError(err, "transaction");
         } finally {
           client.release();
         }

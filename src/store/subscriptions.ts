@@ -159,3 +159,12 @@ export async function countDeliveries(
   );
   return res.rows[0]!;
 }
+
+/** The tenant's subscriptions that are not deleted (what its subscription limit counts). */
+export async function countLiveSubscriptions(q: Queryable, tenantId: string): Promise<number> {
+  const res = await q.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM subscriptions WHERE tenant_id = $1 AND deleted_at IS NULL",
+    [tenantId],
+  );
+  return res.rows[0]!.n;
+}

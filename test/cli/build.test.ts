@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { sourceHash } from "../../bin/source-hash.js";
+import { TEST_ENCRYPTION_KEY } from "../../src/config.ts";
 import { listMigrations } from "../../src/store/migrate.ts";
 import { moduleRecorder } from "../support/module-recorder.ts";
 import { createTestStore, STORE_KINDS } from "../support/store.ts";
@@ -95,7 +96,12 @@ describe("bin/herald.js", () => {
           {
             cwd: dir,
             env: store
-              ? { ...env, DATABASE_URL: store.databaseUrl ?? "", HERALD_ADMIN_TOKEN: "t".repeat(40) }
+              ? {
+                  ...env,
+                  DATABASE_URL: store.databaseUrl ?? "",
+                  HERALD_ADMIN_TOKEN: "t".repeat(40),
+                  HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+                }
               : { ...env, HERALD_DATA_DIR: path.join(dir, "data") },
           },
         );

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TEST_ENCRYPTION_KEY } from "../../src/config.ts";
 import { Dispatcher } from "../../src/dispatch/dispatcher.ts";
 import { createSender } from "../../src/http/sender.ts";
 import { createMetrics } from "../../src/metrics.ts";
@@ -57,6 +58,7 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
       const second = new Dispatcher({
         db: db2,
         settings: { ...h.proc.settings, maxConcurrentPosts: 16 },
+        secrets: h.proc.secrets,
         log: pino({ level: "silent" }),
         sender,
         metrics: secondMetrics,
@@ -162,6 +164,7 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
             ...process.env,
             DATABASE_URL: h.store.databaseUrl,
             HERALD_ADMIN_TOKEN: ADMIN,
+            HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
             HERALD_ALLOW_PRIVATE_TARGETS: "true",
             HERALD_REQUEST_TIMEOUT_MS: "1000",
             HERALD_LEASE_MS: "1500",

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import { TEST_ENCRYPTION_KEY } from "../../src/config.ts";
 import { claimDue } from "../../src/store/claim.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
 import { eventually, Gate, Receiver } from "../support/receiver.ts";
@@ -157,6 +158,7 @@ describe.each(STORE_KINDS)("lost attempts and retry timing on the %s store", (ki
           REDIS_URL: "",
           DATABASE_URL: h.store.databaseUrl ?? "",
           HERALD_ADMIN_TOKEN: ADMIN,
+          HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
           HERALD_ALLOW_PRIVATE_TARGETS: "true",
           HERALD_REQUEST_TIMEOUT_MS: "290000",
           HERALD_LEASE_MS: String(LONG_LEASE_MS),

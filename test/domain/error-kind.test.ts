@@ -11,7 +11,10 @@ import {
   type ErrorKind,
   formatDetail,
   isErrorKind,
+  isRetryable,
   MAX_DETAIL_LENGTH,
+  NOT_RETRIED_SUFFIX,
+  notRetriedDetail,
   WORKER_LOST,
   workerLost,
 } from "../../src/domain/error-kind.ts";
@@ -334,6 +337,27 @@ describe("classifyStatus", () => {
         const expected: ErrorKind =
           status >= 300 && status < 500 ? "4xx" : status >= 500 && status < 600 ? "5xx" : "unknown";
         return result !== null && result.kind === expected && result.detail.endsWith(`HTTP ${status}`);
+      }),
+    );
+  });
+});
+
+describe("kinds that are not retried", () => {
+  it("only ssrf_blocked goes to the DLQ at once", () => {
+    expect(ERROR_KINDS.filter((k) => !isRetryable(k))).toEqual(["ssrf_blocked"]);
+  });
+
+  it("the detail keeps the attempt's own detail, says so, and stays within the limit", () => {
+    const short = catalogError("ssrf_private_address", "rebind.test resolved to 127.0.0.1").detail;
+    expect(notRetriedDetail(short)).toBe(`${short}${NOT_RETRIED_SUFFIX}`);
+    fc.assert(
+      fc.property(fc.string({ maxLength: 2 * MAX_DETAIL_LENGTH }), (specifics) => {
+        const out = notRetriedDetail(formatDetail("ssrf_private_address", specifics));
+        return (
+          out.length <= MAX_DETAIL_LENGTH &&
+          out.startsWith(ERROR_CATALOG.ssrf_private_address) &&
+          out.endsWith(NOT_RETRIED_SUFFIX)
+        );
       }),
     );
   });

@@ -5,6 +5,7 @@ import { SAMPLE_RETENTION_MS, Sampler } from "../../src/panel/sampler.ts";
 import { NO_HOOKS, type ServiceContext } from "../../src/service/context.ts";
 import { CHART_POINTS, sampleSeries } from "../../src/service/samples.ts";
 import { createSubscription } from "../../src/service/subscriptions.ts";
+import { SecretBox } from "../../src/store/secret-box.ts";
 import { eventually } from "../support/receiver.ts";
 import { createTestStore, STORE_KINDS, type TestStore } from "../support/store.ts";
 
@@ -15,7 +16,14 @@ describe.each(STORE_KINDS)("the sampler and the charts' series on the %s store",
   let ctx: ServiceContext;
   beforeAll(async () => {
     store = await createTestStore(kind);
-    ctx = { db: store.db, settings: testSettings({ allowPrivateTargets: true }), log, hooks: NO_HOOKS };
+    const settings = testSettings({ allowPrivateTargets: true });
+    ctx = {
+      db: store.db,
+      settings,
+      log,
+      hooks: NO_HOOKS,
+      secrets: new SecretBox(settings.encryptionKeys ?? []),
+    };
   });
   afterAll(async () => {
     await store?.dispose();

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { TEST_ENCRYPTION_KEY } from "../../src/config.ts";
 import { parseIdsFile } from "../../src/domain/retrigger.ts";
 import { ADMIN, type TestHerald } from "../support/herald.ts";
 import { eventually, Gate, type Received, type Receiver } from "../support/receiver.ts";
@@ -319,6 +320,7 @@ describe.skipIf(!process.env.DATABASE_URL)(
           ...process.env,
           DATABASE_URL: h.store.databaseUrl!,
           HERALD_ADMIN_TOKEN: ADMIN,
+          HERALD_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
           HERALD_ALLOW_PRIVATE_TARGETS: "true",
           HERALD_REQUEST_TIMEOUT_MS: "1000",
           HERALD_LEASE_MS: "2000",

@@ -1,4 +1,4 @@
--- Herald schema, version 6: dispatcher processes known to the database, so the in-flight rows of one
+-- Herald schema, version 8: dispatcher processes known to the database, so the in-flight rows of one
 -- that died are taken back within seconds instead of after their lease (docs/delivery.md, "Crash recovery").
 --
 -- Each dispatcher on PostgreSQL registers its lease owner here and holds a session-level advisory lock
