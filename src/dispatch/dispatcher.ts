@@ -4,11 +4,13 @@ import type { Logger } from "pino";
 import type { Settings } from "../config.ts";
 import type { Sender } from "../http/sender.ts";
 import type { Metrics } from "../metrics.ts";
-import { type ClaimedDelivery, claimDue } from "../store/claim.ts";
+import { type ClaimedDelivery, type ClaimOptions, type ClaimResult, claimDue } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import { type AttemptResult, recordResults } from "../store/record.ts";
+import { registerLocalOwner } from "../store/sessions.ts";
 import { buildRequest, type SecretOpener } from "./message.ts";
 import { attemptResult } from "./outcome.ts";
+import { SessionKeeper } from "./session-keeper.ts";
 import { Wakeup } from "./wakeup.ts";
 
 export interface DispatcherOptions {
@@ -21,6 +23,8 @@ export interface DispatcherOptions {
   metrics: Metrics;
   /** Called after a commit paused subscriptions (DLQ ceiling), to broadcast it. */
   onPaused?: (subscriptionIds: readonly string[]) => void;
+  /** Called after a commit queued retries, with the earliest one's due time (ms since the epoch). */
+  onRetryQueued?: (dueAtMs: number) => void;
   /** Queues the bulk loop must leave alone this time (held by a push drain). */
   exclude?: (subscriptionIds: readonly string[]) => Promise<ReadonlySet<string>>;
   owner?: string;
@@ -56,6 +60,10 @@ export class Dispatcher {
   private running = false;
   private loop: Promise<void> | null = null;
   private stopping = false;
+  /** Slots held by claims under way (see claim()). */
+  private claiming = 0;
+  private session: SessionKeeper | null = null;
+  private unregister: (() => void) | null = null;
   /** Where the next claim starts its walk over subscriptions with work (round-robin by id). */
   private cursor: string | null = null;
   /**
@@ -68,9 +76,18 @@ export class Dispatcher {
     this.owner = opts.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   }
 
+  /**
+   * Registers this dispatcher as live (src/store/sessions.ts: a session of its own on PostgreSQL, the
+   * process's list on the embedded store), so its in-flight rows are taken back soon after it dies, then
+   * starts claiming.
+   */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const { db, log } = this.opts;
+    this.unregister = registerLocalOwner(db, this.owner);
+    this.session = new SessionKeeper({ db, owner: this.owner, log });
+    await this.session.start();
     this.loop = this.run();
   }
 
@@ -83,18 +100,70 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
-  /** POSTs this process may still start now. */
+  /** POSTs this process may still start now (slots held by claims under way count as taken). */
   get capacity(): number {
-    return this.running ? this.opts.settings.maxConcurrentPosts - this.inFlight.size : 0;
+    return this.running ? this.opts.settings.maxConcurrentPosts - this.inFlight.size - this.claiming : 0;
+  }
+
+  /** An eighth of the POST slots (at least one), kept for queues with no POST out in this process. */
+  private get reserve(): number {
+    return Math.max(1, Math.floor(this.opts.settings.maxConcurrentPosts / 8));
+  }
+
+  /** The most POST slots one subscription may hold in this process: all but the reserve. */
+  get fairShare(): number {
+    return Math.max(1, this.opts.settings.maxConcurrentPosts - this.reserve);
   }
 
   /**
-   * One subscription may hold all of this process's POST slots but a reserve of an eighth (at least one),
-   * so a slow endpoint with a large max_in_flight cannot starve the others: they always have the reserve.
+   * The fair share of a claim (both the loop's and a push drain's): queues with POSTs out in this process
+   * together never take the reserve, which only a queue's first POST may use. However many endpoints hang
+   * (each holding slots until its request timeout), a queue with nothing out finds a free slot.
    */
-  get fairShare(): number {
-    const max = this.opts.settings.maxConcurrentPosts;
-    return Math.max(1, max - Math.max(1, Math.floor(max / 8)));
+  private fairClaim(limit: number): Pick<ClaimOptions, "allowance" | "fresh" | "sharedLimit"> {
+    return {
+      allowance: (id) => this.allowance(id),
+      fresh: (id) => !this.perSubscription.has(id),
+      sharedLimit: Math.max(0, Math.min(limit, this.capacity - this.reserve)),
+    };
+  }
+
+  /**
+   * Claims up to `opts.limit` due deliveries within the process's free slots and fair share, and starts
+   * sending them. The slots are held from before the claim until its rows are in flight, so concurrent
+   * claims (the loop's and push drains') never take more than there is. With `track`, `recorded` has one
+   * promise per claimed row, resolved once its result is recorded.
+   */
+  async claim(
+    opts: Pick<ClaimOptions, "limit" | "subscriptionIds" | "after" | "exclude">,
+    track = false,
+  ): Promise<ClaimResult & { recorded: Array<Promise<void>> }> {
+    const { settings, db } = this.opts;
+    const limit = Math.min(opts.limit, this.capacity);
+    if (limit <= 0) {
+      return { deliveries: [], examined: 0, exhausted: false, cursor: null, excluded: 0, recorded: [] };
+    }
+    const fair = this.fairClaim(limit);
+    this.claiming += limit;
+    let claim: ClaimResult;
+    try {
+      claim = await claimDue(db, {
+        ...opts,
+        ...fair,
+        limit,
+        owner: this.owner,
+        leaseMs: settings.leaseMs,
+        syncCommit: settings.dispatchSyncCommit,
+      });
+    } finally {
+      this.claiming -= limit;
+    }
+    const recorded: Array<Promise<void>> = [];
+    for (const d of claim.deliveries) {
+      if (track) recorded.push(new Promise<void>((resolve) => this.waiting.set(d.delivery_id, resolve)));
+      this.launch(d);
+    }
+    return { ...claim, recorded };
   }
 
   /**
@@ -114,19 +183,6 @@ export class Dispatcher {
     return Math.max(1, Math.floor(this.fairShare / 4));
   }
 
-  /** Sends deliveries someone else claimed (a push drain) and resolves once their results are recorded. */
-  sendAndRecord(deliveries: readonly ClaimedDelivery[]): Promise<void> {
-    return Promise.all(
-      deliveries.map(
-        (d) =>
-          new Promise<void>((resolve) => {
-            this.waiting.set(d.delivery_id, resolve);
-            this.launch(d);
-          }),
-      ),
-    ).then(() => undefined);
-  }
-
   /**
    * Stops claiming, lets in-flight POSTs finish (each is bounded by the request timeout), records their
    * results, then returns. Safe to call twice.
@@ -139,6 +195,8 @@ export class Dispatcher {
     await this.loop;
     await Promise.allSettled([...this.inFlight.values()]);
     await this.flush();
+    await this.session?.stop();
+    this.unregister?.();
   }
 
   private async run(): Promise<void> {
@@ -146,26 +204,21 @@ export class Dispatcher {
     let emptyScans = 0;
     let errors = 0;
     while (this.running) {
-      const capacity = settings.maxConcurrentPosts - this.inFlight.size;
+      const capacity = this.capacity;
       if (capacity <= 0) {
         await this.wakeup.wait(settings.schedulerIntervalMs);
         continue;
       }
       this.onlyExcluded = false;
       try {
-        const claim = await claimDue(this.opts.db, {
-          owner: this.owner,
-          leaseMs: settings.leaseMs,
+        // Rows claimed while stop() began are still sent (the lease is ours); stop() waits for them.
+        const claim = await this.claim({
           limit: Math.min(capacity, MAX_CLAIM_BATCH),
-          syncCommit: settings.dispatchSyncCommit,
-          allowance: (id) => this.allowance(id),
           after: this.cursor,
           ...(this.opts.exclude ? { exclude: this.opts.exclude } : {}),
         });
         errors = 0;
         if (claim.cursor !== null) this.cursor = claim.cursor;
-        // Rows claimed while stop() began are still sent (the lease is ours); stop() waits for them.
-        for (const d of claim.deliveries) this.launch(d);
         if (claim.deliveries.length > 0) {
           emptyScans = 0;
           continue;
@@ -246,6 +299,8 @@ export class Dispatcher {
           log.warn({ stale: summary.stale }, "results arrived after their lease was taken back; ignored");
         }
         if (summary.paused.length > 0) this.opts.onPaused?.(summary.paused);
+        const retryIn = Math.min(...batch.map((r) => r.retry_delay_ms ?? Number.POSITIVE_INFINITY));
+        if (retryIn !== Number.POSITIVE_INFINITY) this.opts.onRetryQueued?.(Date.now() + retryIn);
         this.settle(batch.map((r) => r.delivery_id));
         attempt = 0;
         // Slots are free and ordered queues may have a new head: look for work now, not only once the

@@ -37,6 +37,11 @@ export class PeriodicLoop {
     this.wakeup.wake();
   }
 
+  /** Runs the next pass at `atMs` (ms since the epoch) at the latest. */
+  wakeAt(atMs: number): void {
+    this.wakeup.wakeAt(atMs);
+  }
+
   private async run(): Promise<void> {
     let errors = 0;
     while (this.running) {

@@ -7,7 +7,7 @@ import {
   type LockHandle,
 } from "../coordination/index.ts";
 import type { Metrics } from "../metrics.ts";
-import { claimDue, queuesInBackoff, queuesReady } from "../store/claim.ts";
+import { queuesInBackoff, queuesReady } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
@@ -195,7 +195,7 @@ export class PushDrain {
    * next head is due only then). When no queue is left to offer, the round waits for a recorded POST.
    */
   private async drainHeld(ids: readonly string[], claimedFrom: Set<string>): Promise<void> {
-    const { db, settings, dispatcher } = this.opts;
+    const { dispatcher } = this.opts;
     const deadline = Date.now() + MAX_DRAIN_MS;
     const outstanding = new Set<Promise<void>>();
     /** Queues that gave nothing when last offered, and have had no POST recorded since. */
@@ -214,20 +214,13 @@ export class PushDrain {
         }
         let claimed = 0;
         if (window.length > 0) {
-          const claim = await claimDue(db, {
-            owner: dispatcher.owner,
-            leaseMs: settings.leaseMs,
-            limit: room,
-            subscriptionIds: window,
-            allowance: (id) => dispatcher.allowance(id),
-            syncCommit: settings.dispatchSyncCommit,
-          });
+          const claim = await dispatcher.claim({ limit: room, subscriptionIds: window }, true);
           claimed = claim.deliveries.length;
           const gave = new Set<string>();
-          for (const d of claim.deliveries) {
+          for (const [i, d] of claim.deliveries.entries()) {
             gave.add(d.subscription_id);
             claimedFrom.add(d.subscription_id);
-            const sent: Promise<void> = dispatcher.sendAndRecord([d]).finally(() => {
+            const sent: Promise<void> = claim.recorded[i]!.finally(() => {
               outstanding.delete(sent);
               dry.delete(d.subscription_id);
             });

@@ -5,7 +5,8 @@ import { maxAttempts } from "../domain/retry-schedule.ts";
 import type { Metrics } from "../metrics.ts";
 import { nextDueAt } from "../store/claim.ts";
 import type { Db } from "../store/db.ts";
-import { settleExpiredLeases } from "../store/record.ts";
+import { settleLostAttempts } from "../store/record.ts";
+import { localOwners } from "../store/sessions.ts";
 import { PeriodicLoop } from "./periodic-loop.ts";
 
 export interface SchedulerOptions {
@@ -18,14 +19,22 @@ export interface SchedulerOptions {
   onPaused?: (subscriptionIds: readonly string[]) => void;
 }
 
-const LEASE_BATCH = 500;
+const LOST_BATCH = 500;
 /** Shortest sleep, so a burst of due retries does not spin the loop. */
 const MIN_SLEEP_MS = 5;
+/**
+ * How often, on PostgreSQL, to look for in-flight rows of dispatchers that died (src/store/sessions.ts):
+ * a dead process's rows are sent again within about this long.
+ */
+export const LOST_CHECK_MS = 2000;
 
 /**
- * The safety net. It wakes at the earliest due `scheduled_at` or every HERALD_SCHEDULER_INTERVAL_MS,
- * whichever is sooner; settles expired leases (worker lost); and wakes the dispatcher so due retries
- * and anything a missed trigger left behind are sent.
+ * The safety net and the clock. Each pass settles the in-flight rows of dispatchers that are gone (their
+ * session ended, or their lease expired; on the embedded store, any owner not running in this process),
+ * then wakes the dispatcher when something was settled, a retry fell due, or the safety
+ * interval (HERALD_SCHEDULER_INTERVAL_MS, at most HERALD_CONTROL_REFRESH_MS) has passed. It sleeps until
+ * the earliest of: the next due retry it knows of (from the database, or told by `dueAt` when a dispatcher
+ * of this process queues one), the next safety pass, and on PostgreSQL the next check for lost dispatchers.
  */
 export class Scheduler {
   readonly name = "scheduler";
@@ -36,6 +45,11 @@ export class Scheduler {
       return Math.min(this.opts.settings.schedulerIntervalMs, 100 * 2 ** Math.min(errors, 6));
     },
   });
+  /** When the dispatcher is woken next regardless (ms since the epoch). */
+  private safetyAt = 0;
+  /** The earliest retry due that this scheduler knows of (ms since the epoch). */
+  private dueAtMs = Number.POSITIVE_INFINITY;
+  private nudged = false;
 
   constructor(private readonly opts: SchedulerOptions) {}
 
@@ -47,36 +61,52 @@ export class Scheduler {
     await this.loop.stop();
   }
 
-  /** Runs one pass now (tests, and after a retry was queued with a short delay). */
+  /** Runs one pass now, which wakes the dispatcher (a subscription resumed: its head may be due). */
   nudge(): void {
+    this.nudged = true;
     this.loop.nudge();
   }
 
-  /** One pass: settle expired leases, wake the dispatcher; returns how long to sleep. */
+  /** A retry was queued, due at `atMs` (ms since the epoch): wake the dispatcher then, not at the next pass. */
+  dueAt(atMs: number): void {
+    if (atMs < this.dueAtMs) this.dueAtMs = atMs;
+    this.loop.wakeAt(atMs);
+  }
+
+  /** One pass: settle lost attempts, wake the dispatcher when there is reason to; returns how long to sleep. */
   async tick(): Promise<number> {
     const { db, settings, metrics, log } = this.opts;
-    // Dispatchers cache no subscription state (every claim reads it), so the control refresh is just
-    // a wake-up at least every HERALD_CONTROL_REFRESH_MS in case a resume message was lost.
-    const interval = Math.min(settings.schedulerIntervalMs, settings.controlRefreshMs);
+    const liveOwners = localOwners(db);
+    let settled = 0;
     for (let i = 0; i < 20; i++) {
-      const r = await settleExpiredLeases(db, {
+      const r = await settleLostAttempts(db, {
         maxAttempts: maxAttempts(settings.retryScheduleMs),
         detail: workerLost().detail,
-        limit: LEASE_BATCH,
+        limit: LOST_BATCH,
         // Rare and not on the hot path: settle with the WAL flushed.
         syncCommit: true,
+        liveOwners,
       });
-      if (r.settled > 0) {
-        metrics.leasesExpired.inc(r.settled);
-        log.warn({ settled: r.settled }, "expired leases settled as worker lost");
-      }
+      settled += r.settled;
       if (r.paused.length > 0) this.opts.onPaused?.(r.paused);
-      if (r.settled < LEASE_BATCH) break;
+      if (r.settled < LOST_BATCH) break;
     }
-    this.opts.wakeDispatcher();
+    if (settled > 0) {
+      metrics.leasesExpired.inc(settled);
+      log.warn({ settled }, "in-flight attempts of a lost dispatcher settled as worker lost");
+    }
+    const now = Date.now();
+    // Dispatchers cache no subscription state (every claim reads it), so the control refresh is just a
+    // wake-up at least every HERALD_CONTROL_REFRESH_MS in case a resume message was lost.
+    const interval = Math.min(settings.schedulerIntervalMs, settings.controlRefreshMs);
+    const safety = now >= this.safetyAt;
+    if (safety) this.safetyAt = now + interval;
+    if (settled > 0 || safety || this.nudged || now >= this.dueAtMs) this.opts.wakeDispatcher();
+    this.nudged = false;
     const due = await nextDueAt(db);
-    if (!due) return interval;
-    const untilDue = due.getTime() - Date.now();
-    return Math.max(MIN_SLEEP_MS, Math.min(interval, untilDue));
+    this.dueAtMs = due ? due.getTime() : Number.POSITIVE_INFINITY;
+    let wakeAt = Math.min(this.safetyAt, this.dueAtMs);
+    if (db.kind === "postgres") wakeAt = Math.min(wakeAt, now + LOST_CHECK_MS);
+    return Math.max(MIN_SLEEP_MS, wakeAt - Date.now());
   }
 }

@@ -74,7 +74,8 @@ export const ERROR_CATALOG = {
   ssrf_private_address: "target resolves to a private, loopback or reserved address",
   invalid_url: "target URL is not valid",
   response_too_large: "response body exceeded the size limit",
-  worker_lost: "worker lost: the lease expired mid-attempt; the request may have been sent",
+  worker_lost:
+    "worker lost: the dispatcher died or its lease expired mid-attempt; the request may have been sent",
   unknown: "delivery failed",
 } as const;
 

@@ -157,6 +157,8 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         if (change === "resumed" || change === "updated") {
           if (pushDrain && settings.pushDrain) pushDrain.trigger([id]);
           else dispatcher?.wake();
+          // Its head may be in back-off: the scheduler learns when it falls due.
+          scheduler?.nudge();
         }
       },
       retriggerQueued: () => retriggerRunner?.wake(),
@@ -176,6 +178,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
         sender,
         metrics,
         onPaused,
+        onRetryQueued: (at) => scheduler?.dueAt(at),
         // The periodic path leaves alone the queues a push drain is working on.
         ...(settings.pushDrain
           ? {
@@ -216,6 +219,7 @@ export async function startHerald(settings: Settings, opts: StartOptions): Promi
           if (m.type === "queued" || m.type === "resumed" || m.type === "updated") {
             if (settings.pushDrain) pd.trigger(subscriptionsOf(m));
             else if (m.type !== "queued") d.wake();
+            if (m.type !== "queued") sch.nudge();
           }
         }),
       );

@@ -42,6 +42,13 @@ export interface ClaimOptions {
    * slots minus what it already has in flight here); default no limit beyond `limit`.
    */
   allowance?: (subscriptionId: string) => number;
+  /**
+   * The fair-share reserve: past this many rows the call takes only the first row of queues for which
+   * `fresh` says yes (queues with no POST out in this process); default `limit`, no reserve.
+   */
+  sharedLimit?: number;
+  /** Whether a queue has no POST out in this process (see `sharedLimit`); default yes. */
+  fresh?: (subscriptionId: string) => boolean;
   /** Most subscriptions to look at in this call. */
   subscriptionLimit?: number;
   /** Start the walk over subscriptions with work after this id (round-robin; the last call's cursor). */
@@ -98,7 +105,8 @@ const WITH_WORK_SQL = `
  *   only if it is pending and due — nothing while the head is in flight or in back-off;
  * - unordered: due pending rows in due order (`deliveries_due_by_subscription`), at most max_in_flight
  *   minus the rows in flight (`deliveries_in_flight`), the process's allowance and the per-queue limit;
- * - round-robin: every queue's first pick before any queue's second, up to the call's limit;
+ * - round-robin: every queue's first pick before any queue's second, up to the call's limit; past
+ *   `sharedLimit` only the first pick of a queue with nothing out in this process (the fair-share reserve);
  * - the flip to in_flight is conditional on the row still being pending: a claimer that read an older
  *   snapshot (a row another claimer took a moment ago) finds the row changed and skips it, so no row is
  *   ever claimed twice and an ordered queue's second row never goes while its head is out.
@@ -113,9 +121,9 @@ const WITH_WORK_SQL = `
  */
 const CLAIM_SQL = `
   WITH wanted AS (
-    SELECT * FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(subscription_id, allowance, turn)
+    SELECT * FROM unnest($1::text[], $2::int[], $8::boolean[]) WITH ORDINALITY AS w(subscription_id, allowance, fresh, turn)
   ), open AS (
-    SELECT s.subscription_id, s.ordering, s.max_in_flight, w.allowance, w.turn
+    SELECT s.subscription_id, s.ordering, s.max_in_flight, w.allowance, w.fresh, w.turn
     FROM wanted w
     CROSS JOIN LATERAL (
       SELECT s.subscription_id, s.ordering, s.max_in_flight FROM subscriptions s
@@ -128,12 +136,12 @@ const CLAIM_SQL = `
   ), mine AS (
     SELECT * FROM open WHERE pg_try_advisory_xact_lock(${CLAIM_LOCK_SPACE}, hashtext(open.subscription_id))
   ), ordered_heads AS (
-    SELECT h.delivery_id, 1::bigint AS rn, m.turn
+    SELECT h.delivery_id, 1::bigint AS rn, m.turn, m.fresh
     FROM mine m
     CROSS JOIN LATERAL (${queueHeadOf("m.subscription_id")}) h
     WHERE m.ordering = 'ordered' AND h.status = 'pending' AND h.scheduled_at <= now()
   ), room AS (
-    SELECT m.subscription_id, m.turn, LEAST(m.max_in_flight - f.n, m.allowance, $5::int) AS room
+    SELECT m.subscription_id, m.turn, m.fresh, LEAST(m.max_in_flight - f.n, m.allowance, $5::int) AS room
     FROM mine m
     CROSS JOIN LATERAL (
       SELECT count(*)::int AS n FROM deliveries f WHERE f.subscription_id = m.subscription_id AND f.status = 'in_flight'
@@ -141,7 +149,7 @@ const CLAIM_SQL = `
     WHERE m.ordering = 'unordered'
   ), unordered_due AS (
     SELECT u.delivery_id, row_number() OVER (PARTITION BY r.subscription_id ORDER BY u.scheduled_at, u.position) AS rn,
-           r.turn
+           r.turn, r.fresh
     FROM room r
     CROSS JOIN LATERAL (
       SELECT d.delivery_id, d.scheduled_at, d.position FROM deliveries d
@@ -152,12 +160,13 @@ const CLAIM_SQL = `
     WHERE r.room > 0
   ), picked AS (
     SELECT delivery_id FROM (
-      SELECT delivery_id, rn, turn FROM ordered_heads
-      UNION ALL
-      SELECT delivery_id, rn, turn FROM unordered_due
-    ) x
-    ORDER BY rn, turn
-    LIMIT $6
+      SELECT x.delivery_id, x.rn, x.fresh, row_number() OVER (ORDER BY x.rn, x.turn) AS k FROM (
+        SELECT delivery_id, rn, turn, fresh FROM ordered_heads
+        UNION ALL
+        SELECT delivery_id, rn, turn, fresh FROM unordered_due
+      ) x
+    ) y
+    WHERE y.k <= $6 AND (y.k <= $9 OR (y.rn = 1 AND y.fresh))
   ), claimed AS (
     UPDATE deliveries d
     SET status = 'in_flight', attempted_at = now(), lease_owner = $3,
@@ -220,6 +229,8 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimResult>
       opts.perSubscriptionLimit ?? opts.limit,
       opts.limit,
       synchronousCommit(opts.syncCommit),
+      candidates.map((id) => opts.fresh?.(id) ?? true),
+      opts.sharedLimit ?? opts.limit,
     ],
     { name: "herald_claim" },
   );

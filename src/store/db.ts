@@ -27,8 +27,17 @@ export interface Queryable {
   ): Promise<QueryResult<R>>;
 }
 
+/** A connection of its own, outside the pools, for state that lives as long as a session does. */
+export interface DedicatedSession extends Queryable {
+  /** Resolves when the connection ends for any reason other than close(). */
+  readonly lost: Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface Db extends Queryable {
   readonly kind: "postgres" | "embedded";
+  /** Opens a dedicated session (PostgreSQL only: the embedded store has one session, its process's). */
+  dedicated?(): Promise<DedicatedSession>;
   /** Runs fn in one transaction (READ COMMITTED); commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Runs several statements separated by semicolons, no parameters (migrations). */

@@ -1,5 +1,12 @@
 import pg from "pg";
-import { type Db, type Queryable, type QueryOptions, type QueryResult, retryingConflicts } from "./db.ts";
+import {
+  type Db,
+  type DedicatedSession,
+  type Queryable,
+  type QueryOptions,
+  type QueryResult,
+  retryingConflicts,
+} from "./db.ts";
 import { redactDbError, statementLabel } from "./db-error.ts";
 
 const INT8_OID = 20;
@@ -24,7 +31,7 @@ function typeParser(oid: number, format?: string): (value: string) => unknown {
  * Runs statements on `client`; a named statement outside a transaction goes to `planned` instead when
  * given (the pool whose sessions keep generic plans, see createPgDb).
  */
-function wrap(client: pg.Pool | pg.PoolClient, planned?: () => pg.Pool): Queryable {
+function wrap(client: pg.Pool | pg.PoolClient | pg.Client, planned?: () => pg.Pool): Queryable {
   return {
     async query<R>(
       sql: string,
@@ -76,10 +83,40 @@ export async function createPgDb(opts: PgDbOptions): Promise<Db> {
     return plannedPool;
   };
   if (opts.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`);
+  const dedicated = async (): Promise<DedicatedSession> => {
+    const client = new pg.Client({
+      connectionString: opts.connectionString,
+      application_name: `${opts.applicationName ?? "herald"}-session`,
+      types: { getTypeParser: typeParser } as pg.CustomTypesConfig,
+      ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+    });
+    let closing = false;
+    const lost = new Promise<void>((resolve) => {
+      client.on("error", () => resolve());
+      client.on("end", () => {
+        if (!closing) resolve();
+      });
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    return {
+      ...wrap(client),
+      lost,
+      async close() {
+        closing = true;
+        await client.end().catch(() => {});
+      },
+    };
+  };
   const q = wrap(pool, planned);
   return {
     kind: "postgres",
     query: q.query,
+    dedicated,
     async exec(sql: string) {
       try {
         await pool.query(sql);

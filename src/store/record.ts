@@ -1,5 +1,6 @@
 import { CEILING_PAUSE_TEXT, ceilingPauseAudit, ceilingPauseSet, insertAudit } from "./audit.ts";
 import { type Db, type Queryable, synchronousCommit } from "./db.ts";
+import { LOST_OWNERS_SQL } from "./sessions.ts";
 
 /** The outcome of one attempt, decided by the dispatcher (domain rules), written here. */
 export interface AttemptResult {
@@ -160,7 +161,8 @@ const SETTLE_EXPIRED_SQL = settleSql(`done AS (
         lease_owner = NULL, lease_expires_at = NULL
     FROM (
       SELECT delivery_id FROM deliveries
-      WHERE status = 'in_flight' AND lease_expires_at < now()
+      WHERE status = 'in_flight'
+        AND (lease_expires_at < now() OR lease_owner <> ALL ($6::text[]) OR lease_owner IN (${LOST_OWNERS_SQL}))
       ORDER BY lease_expires_at
       LIMIT $5
       FOR UPDATE SKIP LOCKED
@@ -171,13 +173,21 @@ const SETTLE_EXPIRED_SQL = settleSql(`done AS (
   )`);
 
 /**
- * Settles in_flight rows whose lease expired (their dispatcher died or hung): the POST may have been
- * sent, so the attempt counts as failed (`unknown`, "worker lost") and attempt + 1 is queued due at
- * once; a lost last attempt goes to the DLQ. Returns the subscriptions touched.
+ * Settles in_flight rows whose dispatcher is gone: its registered session ended (src/store/sessions.ts),
+ * or the lease expired (a process alive but stuck, or one that never registered), or its owner is not among
+ * `liveOwners` when given (the embedded store, whose one process knows every live dispatcher). The POST may have been sent, so the attempt counts as
+ * failed (`unknown`, "worker lost") and attempt + 1 is queued due at once; a lost last attempt goes to the
+ * DLQ. Returns the subscriptions touched.
  */
-export async function settleExpiredLeases(
+export async function settleLostAttempts(
   db: Db,
-  opts: { maxAttempts: number; detail: string; limit: number; syncCommit?: boolean },
+  opts: {
+    maxAttempts: number;
+    detail: string;
+    limit: number;
+    syncCommit?: boolean;
+    liveOwners?: readonly string[] | null;
+  },
 ): Promise<{ settled: number; subscriptions: string[]; paused: string[] }> {
   const res = await db.query<Settled>(SETTLE_EXPIRED_SQL, [
     CEILING_PAUSE_TEXT.dlq_ceiling,
@@ -185,6 +195,7 @@ export async function settleExpiredLeases(
     opts.maxAttempts,
     opts.detail,
     opts.limit,
+    opts.liveOwners ?? null,
   ]);
   const { recorded, subscriptions, paused } = res.rows[0] ?? { recorded: 0, subscriptions: [], paused: [] };
   return { settled: recorded, subscriptions, paused };
