@@ -100,6 +100,16 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
+  /**
+   * Whether claims and results wait for the WAL flush. Always on the embedded store: PGlite is one backend
+   * with no WAL writer, so an unflushed commit stays in memory until the next flushed one, and a killed
+   * process would send again everything recorded since (a flush there costs no measurable time). On
+   * PostgreSQL, HERALD_DISPATCH_SYNC_COMMIT (docs/delivery.md, "Durability of claims and results").
+   */
+  private get syncCommit(): boolean {
+    return this.opts.settings.dispatchSyncCommit || this.opts.db.kind === "embedded";
+  }
+
   /** POSTs this process may still start now (slots held by claims under way count as taken). */
   get capacity(): number {
     return this.running ? this.opts.settings.maxConcurrentPosts - this.inFlight.size - this.claiming : 0;
@@ -153,7 +163,7 @@ export class Dispatcher {
         limit,
         owner: this.owner,
         leaseMs: settings.leaseMs,
-        syncCommit: settings.dispatchSyncCommit,
+        syncCommit: this.syncCommit,
       });
     } finally {
       this.claiming -= limit;
@@ -292,7 +302,7 @@ export class Dispatcher {
       this.results = [];
       try {
         const summary = await recordResults(this.opts.db, this.owner, batch, {
-          syncCommit: this.opts.settings.dispatchSyncCommit,
+          syncCommit: this.syncCommit,
         });
         if (summary.stale > 0) {
           metrics.staleResults.inc(summary.stale);
