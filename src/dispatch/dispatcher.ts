@@ -179,7 +179,7 @@ export class Dispatcher {
   /**
    * How many more POSTs `subscriptionId` may start in this process now. A queue with POSTs out is
    * refilled only once a quarter of its share is free: claiming and recording in batches of a few rows
-   * instead of one or two at a time is what keeps the database's cost per delivery low (bench/README.md).
+   * instead of one or two at a time is what keeps the database's cost per delivery low (bench/HISTORY.md).
    */
   allowance(subscriptionId: string): number {
     if (this.orderedOut.has(subscriptionId)) return 0;

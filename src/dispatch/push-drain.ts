@@ -30,7 +30,7 @@ const MAX_PASSES = 4;
 /**
  * Most queues one pass takes on: 1,000 queues triggered at once (one `queued` message) go to four passes
  * that claim side by side, not one whose claims wait for each other (ordered run: 3,800–4,300/s with one
- * pass of 1,000, 4,400–4,600/s with four of 250; bench/README.md).
+ * pass of 1,000, 4,400–4,600/s with four of 250; bench/HISTORY.md).
  */
 const MAX_QUEUES_PER_PASS = 250;
 /** Re-checks after a release that found a queue ready although the pass could take nothing from it. */

@@ -8,7 +8,7 @@ import { PeriodicLoop } from "./periodic-loop.ts";
  * it calls refreshStatistics (src/store/statistics.ts): on PostgreSQL a look at which tables grew or
  * changed a lot since their last analyze, and an analyze of those (autovacuum looks once a minute, and a
  * new deployment's tables grow from empty faster than that: a claim planned without statistics can read
- * every pending row of a queue, bench/README.md fourth round); on the embedded store, which has no
+ * every pending row of a queue, bench/HISTORY.md fourth round); on the embedded store, which has no
  * autovacuum, an analyze of every table at most every five minutes.
  */
 export class StatisticsKeeper {

@@ -197,7 +197,7 @@ export function outcomeOf(d: Decision): Exclude<ItemOutcome, "pending"> {
 
 /**
  * A planning guess of one item's cost (items go in groups of up to 50 per transaction: the events, their
- * deliveries, the outcomes). Measured 0.4-0.5 ms on a busy 2-core machine (bench/README.md, "Re-trigger
+ * deliveries, the outcomes). Measured 0.4-0.5 ms on a busy 2-core machine (bench/HISTORY.md, "Re-trigger
  * jobs"); 1 ms leaves room for a slower store.
  */
 export const ESTIMATED_ITEM_MS = 1;

@@ -4,7 +4,7 @@
  *
  * - `--liftoff-only`: V8 compiles WebAssembly with its baseline compiler (Liftoff) and then, for hot
  *   functions, again with its optimising one (TurboFan), keeping both. Baseline only kept the benchmark's
- *   peak RSS 60–70 MiB lower, for about a fifth less throughput (bench/README.md, "The embedded store's
+ *   peak RSS 60–70 MiB lower, for about a fifth less throughput (bench/HISTORY.md, "The embedded store's
  *   memory"). `HERALD_EMBEDDED_WASM_OPTIMIZE=true` keeps V8's default.
  * - `--heap-growing-percent=100`: the old generation may grow to twice the live heap between full
  *   collections (bin/herald.js sets 2.5 times for every process); in this one process it saved another

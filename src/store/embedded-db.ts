@@ -134,7 +134,7 @@ export function claimDataDir(dir: string): () => void {
  * default shared_buffers, 128 MB, lives in the process's WASM memory. 32 MB kept the benchmark's peak RSS
  * about 100 MiB lower at the same throughput; with PGlite on V8's baseline compiler (embedded-process.ts),
  * 16 MB saved 15-20 MiB more at the same throughput, and 8 MB lost a fifth of the rate on 300,000
- * deliveries: docs/decisions.md, bench/README.md "Memory".
+ * deliveries: docs/decisions.md, bench/HISTORY.md "Memory".
  */
 const EMBEDDED_CONF = ["shared_buffers = 16MB"];
 

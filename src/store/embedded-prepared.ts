@@ -13,7 +13,7 @@ interface Prepared {
  * Named statements on the embedded store (the claim, the record, the look-ups for work): prepared once in
  * PGlite's one session and run on one generic plan, as on PostgreSQL (src/store/pg-db.ts). PGlite's own
  * `query()` parses, plans and describes a statement on every call, in six calls into its WASM; a claim and
- * the record of its 27 rows took 5.8–6.8 ms that way and 2.4–2.8 ms prepared (bench/README.md, fifth
+ * the record of its 27 rows took 5.8–6.8 ms that way and 2.4–2.8 ms prepared (bench/HISTORY.md, fifth
  * round). The session's `plan_cache_mode` is set to `force_generic_plan` around the execution only, in the
  * same call, so that every other statement keeps plans made for its parameters; a failed statement is
  * skipped to the Sync, after which the setting is put back all the same.

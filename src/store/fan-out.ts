@@ -29,7 +29,7 @@ export interface FanOut {
  * 2. `ins`: the events, ids in input order; one whose (tenant, idempotency key) exists is skipped.
  *    `numbered` reads `targets` first, so the rows are locked before the events are written: taken after
  *    the insert, the locks met rows that the dispatcher's records had updated meanwhile, and re-reading
- *    each of those made the ordered benchmark's accept several times slower (bench/README.md, sixth round).
+ *    each of those made the ordered benchmark's accept several times slower (bench/HISTORY.md, sixth round).
  * 3. `pairs`: one attempt-1 pending delivery (due now) per new event and matching subscription, numbered
  *    on from the subscription's next position in event order. Its webhook-id, `msg_<event id>_<subscription
  *    id without "sub_">`, is stable per event and subscription: retries and replays copy it.

@@ -14,7 +14,7 @@ const TABLES = ["events", "deliveries", "subscriptions", "retrigger_items"] as c
  * - PostgreSQL: autovacuum normally does it (migration 0004 makes it analyze `deliveries` after 2 % of
  *   its rows changed), but it looks once a minute, and a new deployment's `deliveries` can grow from
  *   empty to 100,000 rows before it does; without statistics the unordered claim may then pick the
- *   queue-head index and sort every pending row of the queue on each call (bench/README.md, fourth
+ *   queue-head index and sort every pending row of the queue on each call (bench/HISTORY.md, fourth
  *   round). So, checked at most every two seconds per process, a table is analyzed here when it holds
  *   more than 1,000 + twice the rows its statistics know of (it grew), or when more than 1,000 + 20 % of
  *   its rows changed and nobody analyzed it for a minute (autovacuum off or behind).
