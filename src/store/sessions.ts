@@ -1,3 +1,4 @@
+import { randomInt } from "node:crypto";
 import type { Db, Queryable } from "./db.ts";
 
 /**
@@ -9,21 +10,30 @@ export const SESSION_LOCK_SPACE = 0x48524c45;
 /** How long after a server restart a registered dispatcher has to register again before it counts as gone. */
 const REREGISTER_GRACE = "10 seconds";
 
+/** Tries before giving up on finding a free session key (a clash needs another live session on the same key). */
+const KEY_TRIES = 8;
+
 /**
- * Registers `owner` (a dispatcher's lease owner) and takes its session lock in the same statement, so the
- * row never commits without the lock held. Again on a new connection after the old one was lost: the row
- * keeps its key, and `registered_at` tells the check below the process is alive again.
+ * Registers `owner` (a dispatcher's lease owner) under a random session key whose advisory lock this
+ * session takes first: the row is written only if the lock was free, so a registered key is always one this
+ * session holds. Keys are random, not a sequence, because advisory locks are per database while this table
+ * is per schema: two deployments (or test schemas) in one database must not share keys. Called again on a
+ * new connection after the old one was lost: the row gets the new key, and `registered_at` tells the check
+ * below the process is alive again.
  */
 export async function registerSession(session: Queryable, owner: string): Promise<number> {
-  const res = await session.query<{ session_key: number; locked: boolean }>(
-    `INSERT INTO dispatcher_sessions (owner) VALUES ($1)
-     ON CONFLICT (owner) DO UPDATE SET registered_at = now()
-     RETURNING session_key, pg_try_advisory_lock(${SESSION_LOCK_SPACE}, session_key) AS locked`,
-    [owner],
-  );
-  const row = res.rows[0];
-  if (!row?.locked) throw new Error(`dispatcher session lock of ${owner} is held by another session`);
-  return row.session_key;
+  for (let i = 0; i < KEY_TRIES; i++) {
+    const key = randomInt(1, 2 ** 31);
+    const res = await session.query<{ session_key: number }>(
+      `WITH lock AS (SELECT pg_try_advisory_lock(${SESSION_LOCK_SPACE}, $2::int) AS ok)
+       INSERT INTO dispatcher_sessions (owner, session_key) SELECT $1, $2 FROM lock WHERE lock.ok
+       ON CONFLICT (owner) DO UPDATE SET session_key = excluded.session_key, registered_at = now()
+       RETURNING session_key`,
+      [owner, key],
+    );
+    if (res.rows[0]) return key;
+  }
+  throw new Error(`no free dispatcher session key for ${owner} after ${KEY_TRIES} tries`);
 }
 
 /** Forgets `owner` at a clean stop (its in-flight rows are recorded by then); the lock goes with the session. */
