@@ -1,23 +1,9 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { heraldAt } from "../support/cli.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
 
-const run = promisify(execFile);
-
-/** Runs `herald <args>` against the test server; resolves with exit code, stdout and stderr. */
-async function herald(h: TestHerald, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  try {
-    const r = await run(process.execPath, ["bin/herald.js", ...args, "--api-url", h.url, "--token", ADMIN], {
-      cwd: process.cwd(),
-      timeout: 60_000,
-    });
-    return { code: 0, out: r.stdout, err: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === "number" ? x.code : 1, out: x.stdout ?? "", err: x.stderr ?? "" };
-  }
-}
+/** Runs `herald <args>` against the test server with the admin token. */
+const herald = (h: TestHerald, ...args: string[]) => heraldAt(h.url, ADMIN, ...args);
 
 describe("operator verbs of the CLI", () => {
   let h: TestHerald;

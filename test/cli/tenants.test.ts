@@ -1,23 +1,9 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { heraldAt } from "../support/cli.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
 
-const run = promisify(execFile);
-
-/** Runs `herald <args>` against the test server with `token`; resolves with exit code, stdout and stderr. */
-async function herald(h: TestHerald, token: string, ...args: string[]) {
-  try {
-    const r = await run(process.execPath, ["bin/herald.js", ...args, "--api-url", h.url, "--token", token], {
-      cwd: process.cwd(),
-      timeout: 60_000,
-    });
-    return { code: 0, out: r.stdout, err: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === "number" ? x.code : 1, out: x.stdout ?? "", err: x.stderr ?? "" };
-  }
-}
+/** Runs `herald <args>` against the test server with `token`. */
+const herald = (h: TestHerald, token: string, ...args: string[]) => heraldAt(h.url, token, ...args);
 
 describe("herald tenants", () => {
   let h: TestHerald;

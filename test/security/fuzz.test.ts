@@ -1,7 +1,7 @@
-import http from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
+import { rawRequest } from "../support/raw-request.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
 /**
@@ -183,38 +183,6 @@ const queryValue: fc.Arbitrary<{ text: string; invalid: boolean }> = fc.oneof(
   fc.string({ unit: "binary", maxLength: 30 }).map((s) => ({ text: encodeURIComponent(s), invalid: false })),
 );
 const INTEGER_QUERY_INVALID = /^(%00|a%00|1e3|0x10|%2B1|%201|-1|0|99999999999999999999|9007199254740993)$/;
-
-function request(
-  base: string,
-  method: string,
-  path: string,
-  token: string,
-  body?: string,
-): Promise<{ status: number; text: string }> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        method,
-        path,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /** JSON text with each Raw value written as it is. */
 function jsonText(value: unknown): string {
@@ -468,7 +436,7 @@ describe.each(STORE_KINDS)("fuzzing every /v1 route on the %s store", (kind) => 
         fc.asyncProperty(arbRequest, async ([route, r]) => {
           // Counted before each request: shrinking replays requests in any order after a failure.
           const before = await counts();
-          const res = await request(h.url, route.method, `${r.path}${r.query}`, ADMIN, r.body);
+          const res = await rawRequest(h.url, route.method, `${r.path}${r.query}`, ADMIN, r.body);
           const what = `${route.method} ${route.path} (${r.where}) → ${res.status} ${res.text.slice(0, 300)}`;
           expect(res.status, what).toBeLessThan(500);
           if (r.invalid) expect(res.status, what).toBeGreaterThanOrEqual(400);

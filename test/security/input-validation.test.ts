@@ -1,7 +1,7 @@
-import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PanelClient, visibleText } from "../panel/client.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
+import { rawRequest } from "../support/raw-request.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
 /**
@@ -500,36 +500,8 @@ const CASES: Case[] = [
   },
 ];
 
-function send(
-  base: string,
-  method: string,
-  path: string,
-  body?: string,
-): Promise<{ status: number; text: string }> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        method,
-        path,
-        headers: {
-          authorization: `Bearer ${ADMIN}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const send = (base: string, method: string, path: string, body?: string) =>
+  rawRequest(base, method, path, ADMIN, body);
 
 const TABLES = ["events", "deliveries", "subscriptions", "tokens", "retrigger_jobs", "audit_log"];
 

@@ -1,7 +1,6 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PanelClient, visibleText } from "../panel/client.ts";
+import { heraldAt } from "../support/cli.ts";
 import { ADMIN, startTestHerald, type TestHerald } from "../support/herald.ts";
 import { STORE_KINDS } from "../support/store.ts";
 
@@ -25,21 +24,8 @@ interface AuditItem {
   after: unknown;
 }
 
-const run = promisify(execFile);
-
-/** Runs `herald <args>` against `h`; resolves with exit code, stdout and stderr. */
-async function herald(h: TestHerald, token: string, ...args: string[]) {
-  try {
-    const r = await run(process.execPath, ["bin/herald.js", ...args, "--api-url", h.url, "--token", token], {
-      cwd: process.cwd(),
-      timeout: 60_000,
-    });
-    return { code: 0, out: r.stdout, err: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === "number" ? x.code : 1, out: x.stdout ?? "", err: x.stderr ?? "" };
-  }
-}
+/** Runs `herald <args>` against `h` with `token`. */
+const herald = (h: TestHerald, token: string, ...args: string[]) => heraldAt(h.url, token, ...args);
 
 describe.each(STORE_KINDS)("token list and revocation (issue 18, item 9) on the %s store", (kind) => {
   let h: TestHerald;

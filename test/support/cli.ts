@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { expect } from "vitest";
 import { eventually } from "./receiver.ts";
 
@@ -119,4 +120,24 @@ export async function waitHealthy(child: Child, port: number): Promise<void> {
     DEADLINE_MS,
     "GET /healthz to answer",
   );
+}
+
+const execHerald = promisify(execFile);
+
+/** Runs `herald <args>` against the API at `url` with `token`; resolves with exit code, stdout and stderr. */
+export async function heraldAt(
+  url: string,
+  token: string,
+  ...args: string[]
+): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const r = await execHerald(process.execPath, [BIN, ...args, "--api-url", url, "--token", token], {
+      cwd: ROOT,
+      timeout: DEADLINE_MS,
+    });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === "number" ? x.code : 1, out: x.stdout ?? "", err: x.stderr ?? "" };
+  }
 }
