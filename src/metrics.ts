@@ -23,6 +23,11 @@ export function createMetrics() {
       help: "Deliveries claimed by this dispatcher",
       registers: [registry],
     }),
+    chained: new Counter({
+      name: "herald_chained_total",
+      help: "Ordered queue heads claimed by the statement that recorded their predecessor (counted in herald_claimed_total too)",
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: "herald_in_flight",
       help: "POSTs in flight in this process",

@@ -62,6 +62,11 @@ export class Dispatcher {
   private stopping = false;
   /** Slots held by claims under way (see claim()). */
   private claiming = 0;
+  /**
+   * Ordered deliveries sent and not yet recorded: each keeps its slot, which the record hands to the queue's
+   * next head (recordResults' chain).
+   */
+  private readonly awaitingRecord = new Set<number>();
   private session: SessionKeeper | null = null;
   private unregister: (() => void) | null = null;
   /** Where the next claim starts its walk over subscriptions with work (round-robin by id). */
@@ -112,7 +117,10 @@ export class Dispatcher {
 
   /** POSTs this process may still start now (slots held by claims under way count as taken). */
   get capacity(): number {
-    return this.running ? this.opts.settings.maxConcurrentPosts - this.inFlight.size - this.claiming : 0;
+    if (!this.running) return 0;
+    return (
+      this.opts.settings.maxConcurrentPosts - this.inFlight.size - this.claiming - this.awaitingRecord.size
+    );
   }
 
   /** An eighth of the POST slots (at least one), kept for queues with no POST out in this process. */
@@ -203,8 +211,11 @@ export class Dispatcher {
     this.running = false;
     this.wakeup.wake();
     await this.loop;
-    await Promise.allSettled([...this.inFlight.values()]);
-    await this.flush();
+    // Rows chained by a record that began before the stop are sent too; nothing is chained after it.
+    for (let i = 0; i < 10 && (this.inFlight.size > 0 || this.results.length > 0); i++) {
+      await Promise.allSettled([...this.inFlight.values()]);
+      await (this.flushing ?? this.flush());
+    }
     await this.session?.stop();
     this.unregister?.();
   }
@@ -270,6 +281,7 @@ export class Dispatcher {
         );
         metrics.deliveries.inc({ outcome: result.status, error_kind: result.error_kind ?? "" });
         this.results.push(result);
+        if (d.ordering === "ordered") this.awaitingRecord.add(d.delivery_id);
       } catch (err) {
         // send() never throws; anything here is a bug in building the request. The lease will expire.
         this.opts.log.error({ err, delivery_id: d.delivery_id }, "could not send delivery");
@@ -303,7 +315,12 @@ export class Dispatcher {
       try {
         const summary = await recordResults(this.opts.db, this.owner, batch, {
           syncCommit: this.syncCommit,
+          // An ordered queue's next head is claimed by the statement that records its predecessor.
+          chainLeaseMs: this.running ? this.opts.settings.leaseMs : null,
         });
+        for (const r of batch) this.awaitingRecord.delete(r.delivery_id);
+        if (summary.chained.length > 0) metrics.chained.inc(summary.chained.length);
+        for (const d of summary.chained) this.launch(d);
         if (summary.stale > 0) {
           metrics.staleResults.inc(summary.stale);
           log.warn({ stale: summary.stale }, "results arrived after their lease was taken back; ignored");
@@ -324,6 +341,7 @@ export class Dispatcher {
             "could not record results while stopping; leases will expire",
           );
           this.results = [];
+          this.awaitingRecord.clear();
           break;
         }
         const backoff = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));

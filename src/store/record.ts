@@ -1,4 +1,5 @@
 import { CEILING_PAUSE_TEXT, ceilingPauseAudit, ceilingPauseSet, insertAudit } from "./audit.ts";
+import type { ClaimedDelivery } from "./claim.ts";
 import { type Db, type Queryable, synchronousCommit } from "./db.ts";
 import { LOST_OWNERS_SQL } from "./sessions.ts";
 
@@ -23,6 +24,8 @@ export interface RecordSummary {
   paused: string[];
   /** Subscriptions whose queue changed (their next head may now be due). */
   subscriptions: string[];
+  /** Next heads of ordered queues claimed by the same statement (with `chainLeaseMs`). */
+  chained: ClaimedDelivery[];
 }
 
 /**
@@ -34,7 +37,7 @@ export interface RecordSummary {
  * audit reason's text (CEILING_PAUSE_TEXT.dlq_ceiling), $2 the transaction's synchronous_commit. One statement: the subscription rows are locked
  * for its execution and commit only, never across client round trips.
  */
-function settleSql(done: string): string {
+function settleSql(done: string, chain = ""): string {
   return `
   WITH ${done}, retried AS (
     INSERT INTO deliveries (subscription_id, event_id, position, webhook_id, attempt_number, status, scheduled_at)
@@ -48,7 +51,7 @@ function settleSql(done: string): string {
            COALESCE(max(event_id) FILTER (WHERE status <> 'failed'), 0) AS max_event
     FROM done GROUP BY subscription_id
   ), locked AS (
-    SELECT s.subscription_id, s.status, s.dlq_count, s.dlq_ceiling
+    SELECT s.subscription_id, s.status, s.dlq_count, s.dlq_ceiling, s.ordering, s.deleted_at
     FROM subscriptions s
     WHERE s.subscription_id IN (SELECT subscription_id FROM per WHERE left_queue > 0)
     ORDER BY s.subscription_id
@@ -74,20 +77,76 @@ function settleSql(done: string): string {
            jsonb_build_object('status', 'active', 'pause_reason', NULL),
            jsonb_build_object('status', 'paused', 'pause_reason', 'dlq_ceiling', 'dlq_count', c.dlq_count)
     FROM counted c WHERE c.pauses
-  )
+  )${chain ? `, ${chain}` : ""}
   SELECT set_config('synchronous_commit', $2, true) AS durability,
          (SELECT count(*) FROM done)::int AS recorded,
          COALESCE((SELECT array_agg(subscription_id ORDER BY subscription_id) FROM per), '{}') AS subscriptions,
-         COALESCE((SELECT array_agg(subscription_id ORDER BY subscription_id) FROM counted WHERE pauses), '{}') AS paused`;
+         COALESCE((SELECT array_agg(subscription_id ORDER BY subscription_id) FROM counted WHERE pauses), '{}') AS paused,
+         ${chain ? CHAINED_JSON : "'[]'::json"} AS chained`;
 }
+
+/**
+ * The next head of each ordered queue whose head this batch recorded as delivered or dead, claimed by the
+ * same statement (so an ordered queue costs one round trip per delivery): live, active (and not paused by
+ * this statement), the head after the recorded one, pending and due. The statement's snapshot still shows
+ * the recorded rows in flight, so the head is looked for past them. Positions are assigned in commit order
+ * under the subscription row lock this statement also holds, so an event accepted after its snapshot can
+ * only come later in the queue: nothing is skipped. The flip is conditional on the row still being pending,
+ * as in every claim. $12 says whether to chain at all (not while the dispatcher stops), $13 is the lease.
+ */
+const CHAIN_SQL = `next_head AS (
+    SELECT n.delivery_id
+    FROM done d
+    JOIN decided u ON u.subscription_id = d.subscription_id
+    JOIN locked l ON l.subscription_id = d.subscription_id
+    CROSS JOIN LATERAL (
+      SELECT h.delivery_id, h.status, h.scheduled_at FROM deliveries h
+      WHERE h.subscription_id = d.subscription_id AND h.status IN ('pending', 'in_flight')
+        AND h.delivery_id <> d.delivery_id
+      ORDER BY h.position LIMIT 1
+    ) n
+    WHERE $12::boolean AND d.status <> 'failed' AND l.ordering = 'ordered' AND l.status = 'active'
+      AND l.deleted_at IS NULL AND NOT u.pauses AND n.status = 'pending' AND n.scheduled_at <= now()
+  ), chained AS (
+    UPDATE deliveries d
+    SET status = 'in_flight', attempted_at = now(), lease_owner = $11,
+        lease_expires_at = now() + ($13::double precision * interval '1 millisecond')
+    WHERE d.delivery_id = ANY (ARRAY(SELECT delivery_id FROM next_head)) AND d.status = (SELECT 'pending'::text)
+    RETURNING d.delivery_id, d.subscription_id, d.event_id, d.webhook_id, d.attempt_number
+  )`;
+
+/** The chained rows with what the sender needs, as one JSON array (see claimedFromJson). */
+const CHAINED_JSON = `COALESCE((
+    SELECT json_agg(json_build_object(
+             'delivery_id', c.delivery_id, 'subscription_id', c.subscription_id, 'event_id', c.event_id,
+             'webhook_id', c.webhook_id, 'attempt_number', c.attempt_number, 'ordering', s.ordering, 'url', s.url,
+             'secret', s.secret, 'previous_secret', s.previous_secret,
+             'previous_secret_expires_at', s.previous_secret_expires_at, 'event_type', e.event_type,
+             'occurred_at', e.occurred_at, 'payload', e.payload))
+    FROM chained c
+    CROSS JOIN LATERAL (
+      SELECT s.ordering, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at FROM subscriptions s
+      WHERE s.subscription_id = c.subscription_id OFFSET 0
+    ) s
+    CROSS JOIN LATERAL (
+      SELECT e.event_type, e.occurred_at, e.payload FROM events e WHERE e.event_id = c.event_id OFFSET 0
+    ) e
+  ), '[]'::json)`;
 
 interface Settled {
   recorded: number;
   subscriptions: string[];
   paused: string[];
+  chained: Array<
+    Omit<ClaimedDelivery, "occurred_at" | "previous_secret_expires_at"> & {
+      occurred_at: string;
+      previous_secret_expires_at: string | null;
+    }
+  >;
 }
 
-const RECORD_SQL = settleSql(`done AS (
+const RECORD_SQL = settleSql(
+  `done AS (
     UPDATE deliveries d
     SET status = r.status, completed_at = now(), response_status = r.response_status,
         response_body = r.response_body, error_kind = r.error_kind, error_detail = r.error_detail,
@@ -97,19 +156,23 @@ const RECORD_SQL = settleSql(`done AS (
     WHERE d.delivery_id = r.delivery_id AND d.status = 'in_flight' AND d.lease_owner = $11
     RETURNING d.delivery_id, d.subscription_id, d.event_id, d.position, d.webhook_id, d.attempt_number, d.status,
               r.retry_delay_ms
-  )`);
+  )`,
+  CHAIN_SQL,
+);
 
 /**
  * Writes a batch of attempt results in one statement (see settleSql): each row's final state, retry rows,
  * counters, DLQ-ceiling pauses with their audit rows. Only rows still in flight under `owner` are written.
+ * With `chain` (a lease length), the next head of each ordered queue that moved on is claimed for `owner`
+ * in the same statement (CHAIN_SQL) and returned in `chained`, to be sent at once.
  */
 export async function recordResults(
   db: Db,
   owner: string,
   results: readonly AttemptResult[],
-  opts: { syncCommit?: boolean } = {},
+  opts: { syncCommit?: boolean; chainLeaseMs?: number | null } = {},
 ): Promise<RecordSummary> {
-  if (results.length === 0) return { recorded: 0, stale: 0, paused: [], subscriptions: [] };
+  if (results.length === 0) return { recorded: 0, stale: 0, paused: [], subscriptions: [], chained: [] };
   const res = await db.query<Settled>(
     RECORD_SQL,
     [
@@ -124,11 +187,24 @@ export async function recordResults(
       results.map((r) => r.latency_ms),
       results.map((r) => r.retry_delay_ms),
       owner,
+      opts.chainLeaseMs != null,
+      opts.chainLeaseMs ?? 0,
     ],
     { name: "herald_record" },
   );
-  const { recorded, subscriptions, paused } = res.rows[0] ?? { recorded: 0, subscriptions: [], paused: [] };
-  return { recorded, stale: results.length - recorded, paused, subscriptions };
+  const row = res.rows[0] ?? { recorded: 0, subscriptions: [], paused: [], chained: [] };
+  const chained = row.chained.map((c) => ({
+    ...c,
+    occurred_at: new Date(c.occurred_at),
+    previous_secret_expires_at: c.previous_secret_expires_at ? new Date(c.previous_secret_expires_at) : null,
+  }));
+  return {
+    recorded: row.recorded,
+    stale: results.length - row.recorded,
+    paused: row.paused,
+    subscriptions: row.subscriptions,
+    chained,
+  };
 }
 
 /** Pauses active subscriptions whose DLQ count reached the DLQ ceiling, with an audit row each. */
