@@ -111,6 +111,32 @@ async function shutdown() {
 process.on("SIGTERM", () => void shutdown());
 process.on("disconnect", () => void shutdown());
 
+/**
+ * pg-boss's own consumer: BENCH_PGBOSS_WORKERS `work()` workers, each fetching up to BENCH_PGBOSS_BATCH jobs
+ * at a time (polling every BENCH_PGBOSS_POLL_S when the queue is empty) and POSTing a batch all at once; the
+ * batch completes when the handler returns, after the failed jobs were failed (so pg-boss retries them).
+ */
+async function work() {
+  const workers = Number(process.env.BENCH_PGBOSS_WORKERS ?? 8);
+  const batchSize = Number(process.env.BENCH_PGBOSS_BATCH ?? 500);
+  const pollingIntervalSeconds = Number(process.env.BENCH_PGBOSS_POLL_S ?? 0.5);
+  for (let i = 0; i < workers; i++) {
+    await boss.work(BENCH_QUEUE, { batchSize, pollingIntervalSeconds }, async (jobs) => {
+      inFlight += jobs.length;
+      const sent = await Promise.allSettled(
+        jobs.map((job) => {
+          const { path, type, data } = job.data;
+          return poster.post(`${BENCH_RECEIVER_ORIGIN}${path}`, `msg_${job.id}`, type, data);
+        }),
+      );
+      inFlight -= jobs.length;
+      const bad = jobs.filter((_, n) => sent[n].status === "rejected").map((job) => job.id);
+      if (bad.length > 0) await boss.fail(BENCH_QUEUE, bad);
+    });
+  }
+}
+
 await boss.start();
 process.send?.({ evt: "ready" });
-await loop();
+if (process.env.BENCH_PGBOSS_MODE === "work") await work();
+else await loop();

@@ -176,6 +176,23 @@ async function startBullmq(ctx, tag, setup) {
 
 // ---------------------------------------------------------------- pg-boss
 
+/** The pg-boss worker's mode and its settings, passed through from the benchmark's own environment. */
+function pgbossWorkerEnv() {
+  const env = {};
+  for (const k of [
+    "BENCH_PGBOSS_MODE",
+    "BENCH_PGBOSS_WORKERS",
+    "BENCH_PGBOSS_BATCH",
+    "BENCH_PGBOSS_POLL_S",
+    "BENCH_POLL_MS",
+  ]) {
+    if (process.env[k] !== undefined) env[k] = process.env[k];
+  }
+  // pg-boss's own work() consumer with large batches measured fastest (bench/README.md, "Competitors").
+  env.BENCH_PGBOSS_MODE ??= "work";
+  return env;
+}
+
 async function startPgboss(ctx, tag, setup) {
   const schema = `${ctx.schemaPrefix}${tag}`;
   const queueName = "deliveries";
@@ -201,12 +218,19 @@ async function startPgboss(ctx, tag, setup) {
         BENCH_QUEUE: queueName,
         BENCH_RECEIVER_ORIGIN: ctx.receiverOrigin,
         BENCH_CONCURRENCY: String(CONCURRENCY),
+        ...pgbossWorkerEnv(),
       },
       logFile: ctx.logFile(`pgboss-${tag}`),
     });
     await worker.waitEvent((m) => m.evt === "ready", 60_000);
   };
   if (setup.consumers !== false) await startWorker();
+  // Planner statistics for pg-boss's job table as autovacuum would keep them (this machine's PostgreSQL runs
+  // with autovacuum off): analyzed every two seconds while the system runs, as Herald's own statistics
+  // keeper does for its tables.
+  const analyzer = setInterval(() => {
+    ctx.pg.query(`ANALYZE ${schema}.job`).catch(() => {});
+  }, 2000);
   const fanout = setup.fanout ?? 0;
   return {
     procs: () => (worker ? [{ role: "pg-boss worker", pid: worker.pid }] : []),
@@ -217,6 +241,7 @@ async function startPgboss(ctx, tag, setup) {
         : boss.send(queueName, job(it, Date.now())),
     startConsumers: startWorker,
     async stop() {
+      clearInterval(analyzer);
       if (worker) await worker.stop();
       await boss.stop({ graceful: false, wait: true, timeout: 5000 }).catch(() => {});
     },
