@@ -6,7 +6,7 @@ import { eventually } from "../support/receiver.ts";
  * A new deployment's tables grow from empty faster than autovacuum looks (once a minute). Planned
  * without statistics, the unordered claim once chose the queue-head index and sorted every pending row
  * on each call: a benchmark run fell from about 6,000 to 1,800 deliveries/s, its claims at 40 ms each
- * (bench/README.md, fourth round). A dispatcher process now analyzes a table that changed a lot within
+ * (bench/HISTORY.md, fourth round). A dispatcher process now analyzes a table that changed a lot within
  * seconds. Autovacuum is switched off for this schema's tables so that only Herald can have analyzed them.
  */
 describe.skipIf(!process.env.DATABASE_URL)("planner statistics (postgres store)", () => {

@@ -5,7 +5,7 @@ import { recordResults } from "../../src/store/record.ts";
 import { createTestStore, deliveredResult, STORE_KINDS, type TestStore } from "../support/store.ts";
 
 /**
- * Regression test for the backlog cliff (bench/README.md, profile findings 1): with planner statistics
+ * Regression test for the backlog cliff (bench/HISTORY.md, profile findings 1): with planner statistics
  * taken while the tables were empty, the claim used to read every pending row of the queue twice per call.
  * Here 50,000 rows wait in one unordered and one ordered queue, the statistics say the tables are empty,
  * and a claim and a record must each read a few dozen pages, not the whole queue.
@@ -97,7 +97,7 @@ describe.each(STORE_KINDS)("claim and record plans on %s", (kind) => {
 });
 
 /**
- * The ordered throughput run (bench/README.md, "Third round"): 1,000 queues, statistics from when the tables
+ * The ordered throughput run (bench/HISTORY.md, "Third round"): 1,000 queues, statistics from when the tables
  * were nearly empty. There a claim over a handful of queues scanned every subscription with work for each
  * candidate (a join built from an estimate of one subscription; the claim now reads each candidate's row by
  * primary key in a lateral — this setup did not reproduce that plan, so the first test only bounds what a
