@@ -75,6 +75,18 @@ function queueHeadOf(subscriptionId: string): string {
       ORDER BY h.position LIMIT 1`;
 }
 
+/**
+ * What the sender needs of a claimed row `c` (its subscription `s` and event `e`), as laterals read by primary
+ * key: used by the claim and by the record that claims an ordered queue's next head.
+ */
+export const SENDER_LATERALS = `CROSS JOIN LATERAL (
+    SELECT s.ordering, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at FROM subscriptions s
+    WHERE s.subscription_id = c.subscription_id OFFSET 0
+  ) s
+  CROSS JOIN LATERAL (
+    SELECT e.event_type, e.occurred_at, e.payload FROM events e WHERE e.event_id = c.event_id OFFSET 0
+  ) e`;
+
 /** Advisory-lock key space of claims (two-key form: this, hashtext(subscription_id)). */
 const CLAIM_LOCK_SPACE = 0x48524c44;
 
@@ -177,13 +189,7 @@ const CLAIM_SQL = `
   SELECT c.delivery_id, c.subscription_id, c.event_id, c.webhook_id, c.attempt_number, s.ordering, s.url,
          s.secret, s.previous_secret, s.previous_secret_expires_at, e.event_type, e.occurred_at, e.payload
   FROM claimed c
-  CROSS JOIN LATERAL (
-    SELECT s.ordering, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at FROM subscriptions s
-    WHERE s.subscription_id = c.subscription_id OFFSET 0
-  ) s
-  CROSS JOIN LATERAL (
-    SELECT e.event_type, e.occurred_at, e.payload FROM events e WHERE e.event_id = c.event_id OFFSET 0
-  ) e
+  ${SENDER_LATERALS}
   CROSS JOIN (SELECT set_config('synchronous_commit', $7, true)) AS durability
   ORDER BY c.subscription_id, c.position`;
 

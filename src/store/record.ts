@@ -1,5 +1,5 @@
 import { CEILING_PAUSE_TEXT, ceilingPauseAudit, ceilingPauseSet, insertAudit } from "./audit.ts";
-import type { ClaimedDelivery } from "./claim.ts";
+import { type ClaimedDelivery, SENDER_LATERALS } from "./claim.ts";
 import { type Db, type Queryable, synchronousCommit } from "./db.ts";
 import { LOST_OWNERS_SQL } from "./sessions.ts";
 
@@ -115,7 +115,7 @@ const CHAIN_SQL = `next_head AS (
     RETURNING d.delivery_id, d.subscription_id, d.event_id, d.webhook_id, d.attempt_number
   )`;
 
-/** The chained rows with what the sender needs, as one JSON array (see claimedFromJson). */
+/** The chained rows with what the sender needs, as one JSON array (dates as ISO strings, converted below). */
 const CHAINED_JSON = `COALESCE((
     SELECT json_agg(json_build_object(
              'delivery_id', c.delivery_id, 'subscription_id', c.subscription_id, 'event_id', c.event_id,
@@ -124,13 +124,7 @@ const CHAINED_JSON = `COALESCE((
              'previous_secret_expires_at', s.previous_secret_expires_at, 'event_type', e.event_type,
              'occurred_at', e.occurred_at, 'payload', e.payload))
     FROM chained c
-    CROSS JOIN LATERAL (
-      SELECT s.ordering, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at FROM subscriptions s
-      WHERE s.subscription_id = c.subscription_id OFFSET 0
-    ) s
-    CROSS JOIN LATERAL (
-      SELECT e.event_type, e.occurred_at, e.payload FROM events e WHERE e.event_id = c.event_id OFFSET 0
-    ) e
+    ${SENDER_LATERALS}
   ), '[]'::json)`;
 
 interface Settled {
