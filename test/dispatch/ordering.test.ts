@@ -50,6 +50,7 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
     timeout: 180_000,
   }, async () => {
     const rx = await new Receiver().start();
+    let stopSecondOnce: (() => Promise<void>) | null = null;
     try {
       // A second dispatcher on its own connection pool (PostgreSQL) or the same store (embedded).
       const db2 = (await h.store.connectAgain()) ?? h.store.db;
@@ -65,11 +66,12 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
         owner: "second",
       });
       await second.start();
-      const stopSecond = async () => {
-        await second.stop();
-        await sender.close();
+      let stopped: Promise<void> | null = null;
+      stopSecondOnce = () => {
+        stopped ??= second.stop().then(() => sender.close());
+        return stopped;
       };
-      extra.push({ stop: stopSecond });
+      extra.push({ stop: stopSecondOnce });
 
       // Receiver answers after a random short delay so the two dispatchers interleave.
       rx.behaviour = () =>
@@ -112,12 +114,11 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
         const got = rx.received.filter((r) => r.path === path).map((r) => Number(r.webhookId.split("_")[1]));
         expect(got, path).toEqual(ids);
       }
-      // Both dispatchers did part of the work (on PostgreSQL, where they are separate pools; the embedded
-      // store serves one process, whose own dispatcher is woken first by its own results).
+      // Every delivery was claimed by one of the two. (Which one is not fixed: the dispatcher holding an ordered
+      // queue's head claims the next one with the record, so it may keep a busy queue to itself.)
       const claimedBySecond = (await secondMetrics.claims.get()).values[0]?.value ?? 0;
       const claimedByFirst = (await h.proc.metrics.claims.get()).values[0]?.value ?? 0;
       expect(claimedByFirst + claimedBySecond).toBeGreaterThanOrEqual(1000);
-      if (kind === "postgres") expect(Math.min(claimedByFirst, claimedBySecond)).toBeGreaterThan(0);
       const byOwner = await eventually(async () => {
         const r = await h.store.db.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM deliveries d JOIN subscriptions s USING (subscription_id) WHERE s.tenant_id = 'ord' AND d.status = 'delivered'",
@@ -126,8 +127,9 @@ describe.each(STORE_KINDS)("ordering and crashes on the %s store", (kind) => {
       });
       expect(byOwner.n).toBe(1000);
       expect(rx.received).toHaveLength(1000);
-      await stopSecond();
     } finally {
+      // Stopped here, not only after the file: a second dispatcher left running would claim the next test's rows.
+      await stopSecondOnce?.();
       await rx.close();
     }
   });
