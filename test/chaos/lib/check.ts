@@ -412,3 +412,16 @@ export async function counterMismatches(db: Queryable): Promise<string[]> {
         `${r.subscription_id}: pending_count ${r.pending_count} (rows ${r.real_pending}), dlq_count ${r.dlq_count} (rows ${r.real_dlq})`,
     );
 }
+
+/** Violations found while a scenario runs, counted by kind, with up to 20 examples of each. */
+export function violationLog(kinds: readonly string[]) {
+  const counts: Record<string, number> = Object.fromEntries(kinds.map((k) => [k, 0]));
+  const examples: Record<string, string[]> = {};
+  const note = (v: string, example: string) => {
+    counts[v] = (counts[v] ?? 0) + 1;
+    const list = examples[v] ?? [];
+    examples[v] = list;
+    if (list.length < 20) list.push(example);
+  };
+  return { counts, examples, note };
+}

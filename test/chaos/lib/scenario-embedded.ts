@@ -4,7 +4,7 @@ import path from "node:path";
 import { createEmbeddedDb } from "../../../src/store/embedded-db.ts";
 import { freePort } from "../../support/port.ts";
 import { call, type SubscriptionView } from "./api.ts";
-import { checkInvariants } from "./check.ts";
+import { checkInvariants, violationLog } from "./check.ts";
 import { ADMIN_TOKEN, heraldEnv } from "./env.ts";
 import { crashWindows, type FaultRecord, planEmbedded } from "./faults.ts";
 import { type ChaosParams, HERALD_TIMINGS } from "./params.ts";
@@ -39,20 +39,11 @@ export async function runEmbeddedScenario(params: ChaosParams, logDir: string): 
     async () => fs.rmSync(dataDir, { recursive: true, force: true }),
   ];
   const unexpectedExits: Exit[] = [];
-  const runViolations: Record<string, number> = {
-    unexpected_exit: 0,
-    restart_refused: 0,
-    not_recovered: 0,
-    not_drained: 0,
-    operator_failed: 0,
-  };
-  const runExamples: Record<string, string[]> = {};
-  const note = (v: string, example: string) => {
-    runViolations[v] = (runViolations[v] ?? 0) + 1;
-    const list = runExamples[v] ?? [];
-    runExamples[v] = list;
-    if (list.length < 20) list.push(example);
-  };
+  const {
+    counts: runViolations,
+    examples: runExamples,
+    note,
+  } = violationLog(["unexpected_exit", "restart_refused", "not_recovered", "not_drained", "operator_failed"]);
   try {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;

@@ -3,7 +3,7 @@ import path from "node:path";
 import pg from "pg";
 import type { Queryable } from "../../../src/store/db.ts";
 import { freePort } from "../../support/port.ts";
-import { checkInvariants, counterMismatches, type Stall } from "./check.ts";
+import { checkInvariants, counterMismatches, type Stall, violationLog } from "./check.ts";
 import { ADMIN_TOKEN, heraldEnv } from "./env.ts";
 import { crashWindows, type FaultRecord, type PlannedFault, planDistributed } from "./faults.ts";
 import { type ChaosParams, HERALD_TIMINGS } from "./params.ts";
@@ -56,21 +56,18 @@ export async function runPostgresScenario(params: ChaosParams, logDir: string): 
   const children: HeraldChild[] = [];
   const unexpectedExits: Exit[] = [];
   const startFailures: Exit[] = [];
-  const runViolations: Record<string, number> = {
-    unexpected_exit: 0,
-    not_recovered: 0,
-    stuck_in_flight_during_run: 0,
-    counter_mismatch_during_run: 0,
-    not_drained: 0,
-    operator_failed: 0,
-  };
-  const runExamples: Record<string, string[]> = {};
-  const note = (v: string, example: string) => {
-    runViolations[v] = (runViolations[v] ?? 0) + 1;
-    const list = runExamples[v] ?? [];
-    runExamples[v] = list;
-    if (list.length < 20) list.push(example);
-  };
+  const {
+    counts: runViolations,
+    examples: runExamples,
+    note,
+  } = violationLog([
+    "unexpected_exit",
+    "not_recovered",
+    "stuck_in_flight_during_run",
+    "counter_mismatch_during_run",
+    "not_drained",
+    "operator_failed",
+  ]);
   try {
     const postgres = await PrivatePostgres.create();
     cleanups.push(() => postgres.destroy());
